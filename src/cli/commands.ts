@@ -1,0 +1,16 @@
+// The one list of metalbox subcommands. Each is loaded lazily so `metalbox --help` stays fast and a
+// subcommand's dependencies (gRPC, client-node, ...) load only when it runs.
+export interface Subcommand {
+  name: string;
+  summary: string;
+  /** Runs the subcommand with its own arguments; resolves to the process exit code. */
+  load: () => Promise<{ run: (args: string[]) => Promise<number> }>;
+}
+
+export const subcommands: Subcommand[] = [
+  {
+    name: 'demo',
+    summary: "provision the seed's five hosts against emulated BMCs and a real Matchbox pair",
+    load: () => import('./demo.ts'),
+  },
+];

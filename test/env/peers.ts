@@ -1,0 +1,57 @@
+// Where the binaries of the real test peers are: written by scripts/setup into .peers.json.
+// A missing peer is an error, never a skip: `npm test` runs the set-up first, so a peer that is
+// absent means the set-up is broken, and CI must say so.
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface PeerBinaries {
+  node: string;
+  etcd: string;
+  kubeApiserver: string;
+  kubeVersion: string;
+  matchbox: string;
+  matchboxVersion: string;
+  sushyEmulator: string;
+  sushyVersion: string;
+  ipmiSim: string;
+  ipmitool: string;
+}
+
+const peersFile = fileURLToPath(new URL('./.peers.json', import.meta.url));
+let cached: PeerBinaries | undefined;
+
+export function peerBinaries(): PeerBinaries {
+  if (cached) return cached;
+  let parsed: PeerBinaries;
+  try {
+    parsed = JSON.parse(readFileSync(peersFile, 'utf8')) as PeerBinaries;
+  } catch {
+    throw new Error(`${peersFile} is missing: run \`npm run setup\` (npm test does this itself)`);
+  }
+  cached = parsed;
+  return parsed;
+}
+
+/** The path of one peer binary, checked to be executable. */
+export function peerBinary(name: Exclude<keyof PeerBinaries, `${string}Version`>): string {
+  const path = peerBinaries()[name];
+  try {
+    accessSync(path, constants.X_OK);
+  } catch {
+    throw new Error(`test peer ${name} is not installed at ${path}: run \`npm run setup\``);
+  }
+  return path;
+}
+
+/** A scratch directory removed by the returned cleanup (kept when METALBOX_KEEP_TMP is set). */
+export function scratchDir(prefix: string): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), `metalbox-${prefix}-`));
+  return {
+    dir,
+    remove: () => {
+      if (!process.env.METALBOX_KEEP_TMP) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
