@@ -41,7 +41,20 @@ export function createCA(dir: string, commonName = 'metalbox-test-ca'): Certific
   const certFile = join(dir, `${prefix}.crt`);
   openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', keyFile], dir);
   openssl(
-    ['req', '-x509', '-new', '-key', keyFile, '-sha256', '-days', '2', '-subj', `/CN=${commonName}`, '-out', certFile],
+    [
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      keyFile,
+      '-sha256',
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${commonName}`,
+      '-out',
+      certFile,
+    ],
     dir,
   );
   const ca = readPair(certFile, keyFile);
@@ -66,8 +79,23 @@ export function createCA(dir: string, commonName = 'metalbox-test-ca'): Certific
       writeFileSync(extFile, `${ext.join('\n')}\n`);
       openssl(
         [
-          'x509', '-req', '-in', leafCsr, '-CA', certFile, '-CAkey', keyFile, '-set_serial', String(++serial),
-          '-days', '2', '-sha256', '-extfile', extFile, '-out', leafCert,
+          'x509',
+          '-req',
+          '-in',
+          leafCsr,
+          '-CA',
+          certFile,
+          '-CAkey',
+          keyFile,
+          '-set_serial',
+          String(++serial),
+          '-days',
+          '2',
+          '-sha256',
+          '-extfile',
+          extFile,
+          '-out',
+          leafCert,
         ],
         dir,
       );
