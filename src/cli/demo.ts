@@ -1,7 +1,9 @@
 // Placeholder until the BareMetalHost lifecycle lands: the demo command exists and exits 0.
 export async function run(args: string[]): Promise<number> {
   if (args.includes('--help')) {
-    process.stdout.write("metalbox demo: provision the seed's five hosts against emulated BMCs and a real Matchbox pair\n");
+    process.stdout.write(
+      "metalbox demo: provision the seed's five hosts against emulated BMCs and a real Matchbox pair\n",
+    );
     return 0;
   }
   process.stdout.write(

@@ -2,7 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { subcommands } from './commands.ts';
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 
 function usage(): string {
   const width = Math.max(...subcommands.map((c) => c.name.length));
