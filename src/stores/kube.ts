@@ -4,8 +4,8 @@ import {
   ApiException,
   CustomObjectsApi,
   type KubeConfig,
-  KubernetesObjectApi,
   type KubernetesObject,
+  KubernetesObjectApi,
   PatchStrategy,
   setHeaderOptions,
   Watch,
@@ -19,7 +19,14 @@ import {
   InvalidError,
   NotFoundError,
 } from '../runtime/errors.ts';
-import { apiVersionOf, describe, type ObjectRef, type Resource, type ResourceKind } from '../runtime/resource.ts';
+import {
+  apiVersionOf,
+  describe,
+  type ObjectRef,
+  type Resource,
+  type ResourceKind,
+  timestamp,
+} from '../runtime/resource.ts';
 import type {
   DeleteOptions,
   ListOptions,
@@ -51,7 +58,9 @@ export class KubeStore implements ResourceStore {
 
   async get<T extends Resource>(kind: ResourceKind, ref: ObjectRef): Promise<T> {
     return this.#call(kind, ref, async () =>
-      plain<T>(await this.#objects.read(header(kind, ref) as KubernetesObject & { metadata: { name: string } })),
+      plain<T>(
+        await this.#objects.read(header(kind, ref) as KubernetesObject & { metadata: { name: string } }),
+      ),
     );
   }
 
@@ -73,7 +82,11 @@ export class KubeStore implements ResourceStore {
         labelSelector,
       );
       // List items omit apiVersion/kind; callers expect whole objects.
-      const items = list.items.map((item) => ({ ...plain<T>(item), apiVersion: apiVersionOf(kind), kind: kind.kind }));
+      const items = list.items.map((item) => ({
+        ...plain<T>(item),
+        apiVersion: apiVersionOf(kind),
+        kind: kind.kind,
+      }));
       return { items, resourceVersion: list.metadata?.resourceVersion ?? '' };
     });
   }
@@ -107,7 +120,8 @@ export class KubeStore implements ResourceStore {
         },
         (error: unknown) => {
           if (controller) this.#watches.delete(controller);
-          if (error && !options.signal?.aborted && !isAbort(error)) channel.fail(toStoreError(kind, { name: '*' }, error));
+          if (error && !options.signal?.aborted && !isAbort(error))
+            channel.fail(toStoreError(kind, { name: '*' }, error));
           else channel.close();
         },
       )
@@ -125,20 +139,24 @@ export class KubeStore implements ResourceStore {
   async create<T extends Resource>(kind: ResourceKind, obj: T): Promise<T> {
     const body = withoutStatus({ ...obj, apiVersion: apiVersionOf(kind), kind: kind.kind });
     return this.#call(kind, obj.metadata, async () =>
-      plain<T>(await this.#objects.create(body as KubernetesObject, undefined, undefined, this.#fieldManager)),
+      plain<T>(
+        await this.#objects.create(body as KubernetesObject, undefined, undefined, this.#fieldManager),
+      ),
     );
   }
 
   async update<T extends Resource>(kind: ResourceKind, obj: T): Promise<T> {
-    const body = { ...obj, apiVersion: apiVersionOf(kind), kind: kind.kind };
+    const body = withoutServerFields({ ...obj, apiVersion: apiVersionOf(kind), kind: kind.kind });
     return this.#call(kind, obj.metadata, async () =>
-      plain<T>(await this.#objects.replace(body as KubernetesObject, undefined, undefined, this.#fieldManager)),
+      plain<T>(
+        await this.#objects.replace(body as KubernetesObject, undefined, undefined, this.#fieldManager),
+      ),
     );
   }
 
   async updateStatus<T extends Resource>(kind: ResourceKind, obj: T): Promise<T> {
     const ref = obj.metadata;
-    const body = { ...obj, apiVersion: apiVersionOf(kind), kind: kind.kind };
+    const body = withoutServerFields({ ...obj, apiVersion: apiVersionOf(kind), kind: kind.kind });
     return this.#call(kind, ref, async () => {
       const common = { group: kind.group, version: kind.version, plural: kind.plural, name: ref.name, body };
       const result = ref.namespace
@@ -147,7 +165,10 @@ export class KubeStore implements ResourceStore {
             namespace: ref.namespace,
             fieldManager: this.#fieldManager,
           })
-        : await this.#custom.replaceClusterCustomObjectStatus({ ...common, fieldManager: this.#fieldManager });
+        : await this.#custom.replaceClusterCustomObjectStatus({
+            ...common,
+            fieldManager: this.#fieldManager,
+          });
       return plain<T>(result);
     });
   }
@@ -168,7 +189,10 @@ export class KubeStore implements ResourceStore {
             { ...common, namespace: ref.namespace, fieldManager: this.#fieldManager },
             merge,
           )
-        : await this.#custom.patchClusterCustomObjectStatus({ ...common, fieldManager: this.#fieldManager }, merge);
+        : await this.#custom.patchClusterCustomObjectStatus(
+            { ...common, fieldManager: this.#fieldManager },
+            merge,
+          );
       return plain<T>(result);
     });
   }
@@ -203,17 +227,43 @@ export class KubeStore implements ResourceStore {
 }
 
 function header(kind: ResourceKind, ref: ObjectRef) {
-  return { apiVersion: apiVersionOf(kind), kind: kind.kind, metadata: { name: ref.name, namespace: ref.namespace } };
+  return {
+    apiVersion: apiVersionOf(kind),
+    kind: kind.kind,
+    metadata: { name: ref.name, namespace: ref.namespace },
+  };
 }
 
 function collectionPath(kind: ResourceKind, namespace: string | undefined): string {
   const base = kind.group === '' ? `/api/${kind.version}` : `/apis/${kind.group}/${kind.version}`;
-  return kind.namespaced && namespace ? `${base}/namespaces/${namespace}/${kind.plural}` : `${base}/${kind.plural}`;
+  return kind.namespaced && namespace
+    ? `${base}/namespaces/${namespace}/${kind.plural}`
+    : `${base}/${kind.plural}`;
 }
 
-/** client-node turns core kinds into model classes with Date fields; the runtime works on plain JSON. */
+/**
+ * client-node deserialises metadata timestamps (and core kinds' fields) into Dates; the runtime
+ * works on plain JSON with Kubernetes' second-precision timestamps.
+ */
 function plain<T>(value: unknown): T {
-  return JSON.parse(JSON.stringify(value)) as T;
+  return JSON.parse(
+    JSON.stringify(value, function (this: Record<string, unknown>, key, json: unknown) {
+      const original = this[key];
+      return original instanceof Date ? timestamp(original) : json;
+    }),
+  ) as T;
+}
+
+/** uid, generation and timestamps belong to the server; sent back they would act as preconditions. */
+function withoutServerFields<T extends Resource>(obj: T): T {
+  const {
+    uid: _uid,
+    generation: _gen,
+    creationTimestamp: _ct,
+    deletionTimestamp: _dt,
+    ...metadata
+  } = obj.metadata;
+  return { ...obj, metadata };
 }
 
 function withoutStatus<T extends Resource>(obj: T): T {
@@ -245,7 +295,9 @@ export function toStoreError(kind: ResourceKind, ref: ObjectRef, error: unknown)
     case 404:
       return new NotFoundError(what);
     case 409:
-      return body.reason === 'AlreadyExists' ? new AlreadyExistsError(what) : new ConflictError(what, body.message);
+      return body.reason === 'AlreadyExists'
+        ? new AlreadyExistsError(what)
+        : new ConflictError(what, body.message);
     case 410:
       return new GoneError(body.message ?? what);
     case 422: {
@@ -253,7 +305,10 @@ export function toStoreError(kind: ResourceKind, ref: ObjectRef, error: unknown)
         path: c.field ?? '',
         message: c.message ?? '',
       }));
-      return new InvalidError(what, fields.length ? fields : [{ path: '', message: body.message ?? 'invalid' }]);
+      return new InvalidError(
+        what,
+        fields.length ? fields : [{ path: '', message: body.message ?? 'invalid' }],
+      );
     }
     default:
       return new Error(`${what}: HTTP ${error.code}: ${body.message ?? error.message}`);
