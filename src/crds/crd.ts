@@ -5,7 +5,8 @@ import type { AnyKindDefinition } from './index.ts';
 import { KINDS } from './index.ts';
 import { crdObjectSchema, type JSONSchemaProps } from './openapi.ts';
 
-export interface CustomResourceDefinition {
+// A type alias, not an interface, so it is assignable to index-signature shapes (test/env CrdLike).
+export type CustomResourceDefinition = {
   apiVersion: 'apiextensions.k8s.io/v1';
   kind: 'CustomResourceDefinition';
   metadata: { name: string };
@@ -29,7 +30,7 @@ export interface CustomResourceDefinition {
       schema: { openAPIV3Schema: JSONSchemaProps };
     }[];
   };
-}
+};
 
 export const CRD_DIR = 'deploy/crds';
 
