@@ -1,0 +1,126 @@
+// Address + credentials → a BmcDriver for the scheme, wrapped so every operation goes through the
+// per-BMC limiter and circuit breaker. One factory per process: it owns the protection state and the
+// IPMI cipher-suite cache that drivers share.
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { type BmcAddress, parseBmcAddress } from './address.ts';
+import type { CredentialProvider } from './credentials.ts';
+import type { BmcDriver } from './driver.ts';
+import { type CipherCache, IpmiDriver, type IpmiDriverOptions } from './ipmi/driver.ts';
+import { BmcProtection, type ProtectionOptions } from './protection.ts';
+import { RedfishDriver, type RedfishDriverOptions } from './redfish/driver.ts';
+
+export interface BmcTarget {
+  /** e.g. redfish://10.0.10.11/redfish/v1/Systems/1, ipmi://10.0.10.12 */
+  address: string;
+  credentials: CredentialProvider;
+  /** Redfish over HTTPS: accept any certificate (the host's manifest must say so explicitly). */
+  disableCertificateVerification?: boolean;
+  /** Redfish over HTTPS: PEM CA bundle that signed the BMC's certificate. */
+  caBundle?: string;
+}
+
+type RedfishTuning = Omit<RedfishDriverOptions, 'address' | 'credentials' | 'tls' | 'logger'>;
+type IpmiTuning = Omit<IpmiDriverOptions, 'address' | 'credentials' | 'cipherCache' | 'logger'>;
+
+export interface BmcFactoryOptions {
+  /** Shared limiter/breaker; created from `protection` options when absent. */
+  protection?: BmcProtection | ProtectionOptions;
+  registry?: Registry;
+  logger?: Logger;
+  redfish?: RedfishTuning;
+  ipmi?: IpmiTuning;
+}
+
+export interface BmcFactory {
+  /** Throws BmcAddressError for an unusable address. */
+  create(target: BmcTarget): BmcDriver;
+  readonly protection: BmcProtection;
+}
+
+/** A BmcDriver whose operations run under the factory's protection. */
+class ProtectedDriver implements BmcDriver {
+  readonly protocol: 'redfish' | 'ipmi';
+  readonly address: string;
+  private readonly inner: BmcDriver;
+  private readonly bmc: { key: string; display: string; protocol: 'redfish' | 'ipmi' };
+  private readonly protection: BmcProtection;
+
+  constructor(inner: BmcDriver, address: BmcAddress, protection: BmcProtection) {
+    this.inner = inner;
+    this.protocol = inner.protocol;
+    this.address = inner.address;
+    this.bmc = { key: address.key, display: address.display, protocol: address.protocol };
+    this.protection = protection;
+  }
+
+  private run<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    return this.protection.run(this.bmc, operation, fn);
+  }
+
+  powerState() {
+    return this.run('powerState', () => this.inner.powerState());
+  }
+  powerOn() {
+    return this.run('powerOn', () => this.inner.powerOn());
+  }
+  powerOff(...args: Parameters<BmcDriver['powerOff']>) {
+    return this.run('powerOff', () => this.inner.powerOff(...args));
+  }
+  reboot(...args: Parameters<BmcDriver['reboot']>) {
+    return this.run('reboot', () => this.inner.reboot(...args));
+  }
+  setBootOnce(...args: Parameters<BmcDriver['setBootOnce']>) {
+    return this.run('setBootOnce', () => this.inner.setBootOnce(...args));
+  }
+  inventory() {
+    return this.run('inventory', () => this.inner.inventory());
+  }
+  validateCredentials() {
+    return this.run('validateCredentials', () => this.inner.validateCredentials());
+  }
+  close() {
+    // Logout is not limited: it must not wait behind a queue or be refused by an open circuit.
+    return this.inner.close();
+  }
+}
+
+export function createBmcFactory(options: BmcFactoryOptions = {}): BmcFactory {
+  const protection =
+    options.protection instanceof BmcProtection
+      ? options.protection
+      : new BmcProtection({
+          ...(options.protection ?? {}),
+          ...(options.registry ? { registry: options.registry } : {}),
+          ...(options.logger ? { logger: options.logger } : {}),
+        });
+  const cipherCache: CipherCache = new Map();
+  return {
+    protection,
+    create(target) {
+      const address = parseBmcAddress(target.address);
+      let inner: BmcDriver;
+      if (address.protocol === 'redfish') {
+        inner = new RedfishDriver({
+          ...options.redfish,
+          address,
+          credentials: target.credentials,
+          tls: {
+            ...(target.caBundle ? { ca: target.caBundle } : {}),
+            disableCertificateVerification: target.disableCertificateVerification === true,
+          },
+          ...(options.logger ? { logger: options.logger } : {}),
+        });
+      } else {
+        inner = new IpmiDriver({
+          ...options.ipmi,
+          address,
+          credentials: target.credentials,
+          cipherCache,
+          ...(options.logger ? { logger: options.logger } : {}),
+        });
+      }
+      return new ProtectedDriver(inner, address, protection);
+    },
+  };
+}
