@@ -73,6 +73,11 @@ export class FileStore extends MemoryStore {
     return this.#journal!.entries;
   }
 
+  protected override checkWritable(): void {
+    const failure = this.#journal?.failure;
+    if (failure) throw failure;
+  }
+
   protected override persist(m: Mutation): Promise<void> {
     return this.#journal!.append(m);
   }

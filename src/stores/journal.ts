@@ -132,6 +132,11 @@ export class Journal {
     });
   }
 
+  /** Set once a journal write failed: nothing written after it can be made durable. */
+  get failure(): Error | undefined {
+    return this.#failure;
+  }
+
   /** Journal lines since the last snapshot. */
   get entries(): number {
     return this.#entries;

@@ -184,6 +184,9 @@ export class MemoryStore implements ResourceStore {
     this.#hub.closeAll();
   }
 
+  /** Throws when the store can no longer accept writes (the file store after a failed journal write). */
+  protected checkWritable(): void {}
+
   /** Durability hook: resolves once the mutation is safe. In memory there is nothing to do. */
   protected persist(_m: Mutation): Promise<void> {
     return Promise.resolve();
@@ -216,6 +219,7 @@ export class MemoryStore implements ResourceStore {
 
   /** Assigns the next revision, stores, notifies watchers, then waits for durability. */
   async #commit(kind: ResourceKind, type: Mutation['type'], obj: Resource): Promise<Resource> {
+    this.checkWritable();
     this.#revision += 1;
     obj.metadata.resourceVersion = String(this.#revision);
     const resource = resourceKey(kind);
