@@ -13,4 +13,14 @@ export const subcommands: Subcommand[] = [
     summary: "provision the seed's five hosts against emulated BMCs and a real Matchbox pair",
     load: () => import('./demo.ts'),
   },
+  {
+    name: 'import',
+    summary: 'turn an existing Matchbox data directory into MatchboxProfile/MatchboxGroup manifests',
+    load: () => import('./import.ts'),
+  },
+  {
+    name: 'render',
+    summary: 'print, offline, the exact Matchbox objects metalbox would write for manifests',
+    load: () => import('./render.ts'),
+  },
 ];
