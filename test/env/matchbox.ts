@@ -1,7 +1,7 @@
 // Real Matchbox servers (gRPC API over mandatory mTLS + HTTP boot API) on free loopback ports.
 // One PKI per test run: a CA, a server cert naming 127.0.0.1, and a client cert; two instances
 // sharing the PKI form the HA pair of the seed design.
-import { mkdirSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { peerBinary, scratchDir } from './peers.ts';
 import { type CertFiles, type CertificateAuthority, createCA } from './pki.ts';
@@ -47,7 +47,14 @@ export function createMatchboxPKI(dir: string): MatchboxPKI {
   };
 }
 
-export async function startMatchbox(opts: { name?: string; pki?: MatchboxPKI } = {}): Promise<MatchboxPeer> {
+export async function startMatchbox(
+  opts: {
+    name?: string;
+    pki?: MatchboxPKI;
+    /** A Matchbox data dir (profiles/, groups/, generic/) copied in before the first start. */
+    seedDataFrom?: string;
+  } = {},
+): Promise<MatchboxPeer> {
   const name = opts.name ?? 'matchbox';
   const scratch = scratchDir(name);
   const pki = opts.pki ?? createMatchboxPKI(scratch.dir);
@@ -61,6 +68,7 @@ export async function startMatchbox(opts: { name?: string; pki?: MatchboxPKI } =
     mkdirSync(assetsPath, { recursive: true });
   };
   makeDirs();
+  if (opts.seedDataFrom) cpSync(opts.seedDataFrom, dataPath, { recursive: true });
   const httpURL = `http://127.0.0.1:${httpPort}`;
   let proc: ManagedProcess | undefined;
 
