@@ -7,9 +7,10 @@ export interface LeaderElector {
   readonly identity: string;
   /**
    * Campaigns until elected, then calls onStartedLeading; calls onStoppedLeading once when
-   * leadership ends for any reason (renewal failed, or release()). Resolves when it has stopped.
+   * leadership ends for any reason (renewal failed, or release()), with a reason for the log.
+   * Resolves when it has stopped.
    */
-  run(onStartedLeading: () => void, onStoppedLeading: () => void): Promise<void>;
+  run(onStartedLeading: () => void, onStoppedLeading: (reason?: string) => void): Promise<void>;
   /** Stops campaigning and gives leadership up (so a standby takes over without waiting). */
   release(): Promise<void>;
 }
@@ -24,11 +25,11 @@ export class AlwaysLeader implements LeaderElector {
     this.identity = identity;
   }
 
-  run(onStartedLeading: () => void, onStoppedLeading: () => void): Promise<void> {
+  run(onStartedLeading: () => void, onStoppedLeading: (reason?: string) => void): Promise<void> {
     if (this.#released) return Promise.resolve();
     return new Promise((resolve) => {
       this.#release = () => {
-        onStoppedLeading();
+        onStoppedLeading('released');
         resolve();
       };
       onStartedLeading();

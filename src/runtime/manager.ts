@@ -129,7 +129,7 @@ export class Manager {
     this.#elector
       .run(
         () => this.#onStartedLeading(),
-        () => this.#onStoppedLeading(),
+        (reason) => this.#onStoppedLeading(reason),
       )
       .catch((error: unknown) => {
         this.#logger.error(errorFields(error), 'leader election failed');
@@ -162,12 +162,15 @@ export class Manager {
     }
   }
 
-  #onStoppedLeading(): void {
+  #onStoppedLeading(reason = 'unknown'): void {
     const wasLeading = this.#leading;
     this.#leading = false;
     this.metrics.leader.set(0);
     if (this.#state === 'running') {
-      this.#logger.error({ identity: this.#elector.identity, wasLeading }, 'leadership lost: stopping');
+      this.#logger.error(
+        { identity: this.#elector.identity, wasLeading, reason },
+        'leadership lost: stopping',
+      );
       void this.#shutdown({ reason: 'leadership-lost' });
     }
   }
