@@ -87,6 +87,41 @@ export function storeConformanceSuite(name: string, makeStore: MakeStore): void 
     );
 
     test(
+      'writing a missing object is NotFound',
+      withStore(async ({ store, namespace }) => {
+        const ghost = {
+          ...widget(namespace, 'ghost'),
+          metadata: { namespace, name: unique('ghost'), resourceVersion: '1' },
+        };
+        await assert.rejects(store.update(Widget, ghost), NotFoundError);
+        await assert.rejects(store.updateStatus(Widget, { ...ghost, status: { phase: 'X' } }), NotFoundError);
+        await assert.rejects(store.patchStatus(Widget, ref(ghost), { phase: 'X' }), NotFoundError);
+      }),
+    );
+
+    test(
+      'a watch sees only its own kind',
+      withStore(async ({ store, namespace }) => {
+        const { resourceVersion } = await store.list(Widget, { namespace });
+        const ac = new AbortController();
+        const reader = collect(
+          store.watch<WidgetObject>(Widget, { namespace, resourceVersion, signal: ac.signal }),
+          1,
+        );
+        await store.create<Resource>(Gadget, {
+          apiVersion: `${Gadget.group}/${Gadget.version}`,
+          kind: Gadget.kind,
+          metadata: { name: unique('other-kind') },
+        });
+        const created = await store.create(Widget, widget(namespace, 'own-kind'));
+        const [first] = await reader;
+        ac.abort();
+        assert.equal(first!.object.kind, 'Widget');
+        assert.equal(first!.object.metadata.name, created.metadata.name);
+      }),
+    );
+
+    test(
       'an invalid name is Invalid and names metadata.name',
       withStore(async ({ store, namespace }) => {
         const err = await store
