@@ -60,6 +60,8 @@ const CHANNEL_OPTIONS: ChannelOptions = {
   'grpc.keepalive_permit_without_calls': 0,
   'grpc.initial_reconnect_backoff_ms': 500,
   'grpc.max_reconnect_backoff_ms': 5_000,
+  // A reset after a timeout must dial a new connection, not pick the old one from the global pool.
+  'grpc.use_local_subchannel_pool': 1,
   // GroupList of a large fleet in one message (5,000 groups with metadata exceed the 4 MiB default).
   'grpc.max_receive_message_length': 256 * 1024 * 1024,
 };

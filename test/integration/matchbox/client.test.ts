@@ -161,6 +161,30 @@ test('a restarted server is used again without a new client', async () => {
   assert.deepEqual(await client.profileGet(controlPlane.id), controlPlane);
 });
 
+test('a server that hung and recovered is used again by the same client after the timeout', async () => {
+  const client = new MatchboxClient({
+    endpoint: pair.a.rpcEndpoint,
+    tls: { ca: pair.pki.ca.cert, cert: pair.pki.client.cert, key: pair.pki.client.key },
+    timeoutMs: 1_000,
+  });
+  try {
+    await client.profileList();
+    process.kill(pair.a.process().pid, 'SIGSTOP');
+    try {
+      await assert.rejects(client.profileList(), (error: unknown) => {
+        assert.ok(error instanceof MatchboxUnreachableError);
+        assert.equal(error.failure, 'timeout');
+        return true;
+      });
+    } finally {
+      process.kill(pair.a.process().pid, 'SIGCONT');
+    }
+    assert.ok(Array.isArray(await client.profileList()));
+  } finally {
+    client.close();
+  }
+});
+
 test('endpoints must be host:port without a scheme', () => {
   const tls = { ca: pair.pki.ca.cert, cert: pair.pki.client.cert, key: pair.pki.client.key };
   assert.throws(
