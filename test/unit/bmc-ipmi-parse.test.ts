@@ -53,6 +53,10 @@ test('the system GUID is read from mc guid and rejected when malformed', () => {
   const out =
     'System GUID   : 4F8C8417-B32C-45F2-7324-DC0BD0F5BF3D\nGUID Encoding : SMBIOS (WARNING: IPMI Specification violation!)\n';
   assert.equal(parseGuid(out), '4f8c8417-b32c-45f2-7324-dc0bd0f5bf3d');
+  assert.equal(
+    parseGuid('System GUID   : E149C3E9E691FC08160FB567DB32C385\n'),
+    'e149c3e9-e691-fc08-160f-b567db32c385',
+  );
   assert.equal(parseGuid('System GUID : not-a-guid\n'), undefined);
   assert.equal(parseGuid(''), undefined);
 });

@@ -15,6 +15,7 @@ import {
 } from '../driver.ts';
 import {
   BmcAuthError,
+  BmcCredentialsError,
   BmcProtocolError,
   BmcTimeoutError,
   BmcUnreachableError,
@@ -23,6 +24,9 @@ import {
 import { redact } from '../redact.ts';
 import { type IpmitoolResult, runIpmitool } from './ipmitool.ts';
 import { classifyFailure, meaningfulLines, parseFields, parseGuid, parsePowerStatus } from './parse.ts';
+
+/** IPMI 2.0 user passwords are at most 20 bytes; ipmitool refuses longer ones. */
+const IPMI_MAX_PASSWORD_BYTES = 20;
 
 /** Which cipher suite worked, per BMC (host:port). Shared by all drivers of a factory. */
 export type CipherCache = Map<string, number>;
@@ -48,6 +52,13 @@ export interface IpmiDriverOptions {
    */
   cycleSettleMs?: number;
   logger?: Logger;
+}
+
+/** Without `persistent` ipmitool's override applies to the next boot only; efiboot makes that boot UEFI. */
+export function bootdevCommand(options: BootOnceOptions): string[] {
+  const command = ['chassis', 'bootdev', options.device === 'pxe' ? 'pxe' : 'disk'];
+  if ((options.mode ?? 'UEFI') === 'UEFI') command.push('options=efiboot');
+  return command;
 }
 
 export class IpmiDriver implements BmcDriver {
@@ -129,10 +140,8 @@ export class IpmiDriver implements BmcDriver {
 
   async setBootOnce(options: BootOnceOptions): Promise<void> {
     const creds = await this.provider();
-    const device = options.device === 'pxe' ? 'pxe' : 'disk';
-    // Without `persistent` the override applies to the next boot only; efiboot selects UEFI for that boot.
-    const command = ['chassis', 'bootdev', device];
-    if ((options.mode ?? 'UEFI') === 'UEFI') command.push('options=efiboot');
+    const command = bootdevCommand(options);
+    const device = command[2];
     const result = await this.call(creds, command);
     if (!/set boot device to/i.test(result.stdout)) {
       throw new BmcProtocolError(
@@ -233,6 +242,12 @@ export class IpmiDriver implements BmcDriver {
 
   /** Runs one ipmitool command, walking the cipher suites; throws a typed error on failure. */
   private async call(creds: BmcCredentials, command: string[]): Promise<IpmitoolResult> {
+    if (Buffer.byteLength(creds.password, 'utf8') > IPMI_MAX_PASSWORD_BYTES) {
+      throw new BmcCredentialsError(
+        this.address,
+        `the password is longer than the ${IPMI_MAX_PASSWORD_BYTES} bytes IPMI 2.0 allows; the BMC cannot have such a password`,
+      );
+    }
     const cached = this.cipherCache.get(this.target.key);
     const suites =
       cached !== undefined ? [cached, ...this.cipherSuites.filter((s) => s !== cached)] : this.cipherSuites;

@@ -22,12 +22,17 @@ export function parseFields(stdout: string): Map<string, string> {
   return fields;
 }
 
-/** `mc guid` → the system GUID, lower-case, if it looks like one. */
+/** `mc guid` → the system GUID, lower-case and dashed, if it looks like one. */
 export function parseGuid(stdout: string): string | undefined {
   const value = parseFields(stdout).get('system guid');
   if (!value) return undefined;
   const guid = value.trim().toLowerCase();
-  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(guid) ? guid : undefined;
+  if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(guid)) return guid;
+  // ipmitool prints the raw 16 bytes when it cannot tell the encoding.
+  if (/^[0-9a-f]{32}$/.test(guid)) {
+    return `${guid.slice(0, 8)}-${guid.slice(8, 12)}-${guid.slice(12, 16)}-${guid.slice(16, 20)}-${guid.slice(20)}`;
+  }
+  return undefined;
 }
 
 export type IpmitoolFailure =

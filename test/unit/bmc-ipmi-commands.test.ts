@@ -1,0 +1,32 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { bootdevCommand } from '../../src/bmc/ipmi/driver.ts';
+import { ipmitoolArgs } from '../../src/bmc/ipmi/ipmitool.ts';
+
+test('boot-once in UEFI mode adds efiboot; legacy does not; neither is persistent', () => {
+  assert.deepEqual(bootdevCommand({ device: 'pxe' }), ['chassis', 'bootdev', 'pxe', 'options=efiboot']);
+  assert.deepEqual(bootdevCommand({ device: 'disk', mode: 'UEFI' }), [
+    'chassis',
+    'bootdev',
+    'disk',
+    'options=efiboot',
+  ]);
+  assert.deepEqual(bootdevCommand({ device: 'pxe', mode: 'legacy' }), ['chassis', 'bootdev', 'pxe']);
+  for (const device of ['pxe', 'disk'] as const) {
+    assert.ok(!bootdevCommand({ device }).some((a) => a.includes('persistent')));
+  }
+});
+
+test('ipmitool argv carries -E and the cipher suite, never the password', () => {
+  const args = ipmitoolArgs(
+    { host: 'fd00::5', port: 6230, username: 'admin', password: 'Pa55-word', cipherSuite: 17 },
+    { timeoutMs: 1000 },
+    ['chassis', 'power', 'status'],
+  );
+  assert.ok(!args.some((a) => a.includes('Pa55-word')));
+  assert.ok(!args.includes('-P'), 'never -P <password>');
+  assert.ok(args.includes('-E'));
+  assert.deepEqual(args.slice(args.indexOf('-C'), args.indexOf('-C') + 2), ['-C', '17']);
+  assert.deepEqual(args.slice(args.indexOf('-H'), args.indexOf('-H') + 4), ['-H', 'fd00::5', '-p', '6230']);
+  assert.deepEqual(args.slice(-3), ['chassis', 'power', 'status']);
+});
