@@ -9,6 +9,7 @@ import {
   type V1Lease,
   V1MicroTime,
 } from '@kubernetes/client-node';
+import type { LeaderElector } from '../runtime/leader.ts';
 
 export interface LeaseElectorOptions {
   kubeConfig: KubeConfig;
