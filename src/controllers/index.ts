@@ -1,0 +1,28 @@
+// The one place that says which controllers the `metalbox controller` process runs. Each controller
+// family contributes a factory; the CLI builds the shared dependencies once and passes them in.
+import type { Registry } from 'prom-client';
+import type { ControllerSpec } from '../runtime/controller.ts';
+import type { EventRecorder } from '../runtime/events.ts';
+import type { Logger } from '../runtime/logger.ts';
+import type { ResourceStore } from '../runtime/store.ts';
+
+/** What every controller family may use; families add their own settings under `config`. */
+export interface ControllerDeps {
+  store: ResourceStore;
+  events: EventRecorder;
+  logger: Logger;
+  registry: Registry;
+  /** Namespace the controller watches ('' = all). */
+  namespace: string;
+  /** The parsed `--config` file (each family validates its own section with zod). */
+  config: Record<string, unknown>;
+}
+
+/** A controller family: builds its ControllerSpecs (and may start/stop helpers such as servers). */
+export interface ControllerFamily {
+  name: string;
+  build(deps: ControllerDeps): Promise<{ controllers: ControllerSpec[]; stop?: () => Promise<void> }>;
+}
+
+/** Families in start order. Add new families here. */
+export const controllerFamilies: ControllerFamily[] = [];
