@@ -1,0 +1,39 @@
+// The contract between the BareMetalHost state machine and whatever delivers the OS config
+// (today: Talos, src/talos/). The state machine owns power, Matchbox children and states; the hooks
+// only add install arguments and report what the booting machine said, through host conditions.
+import type { BareMetalHost } from '../../crds/baremetalhost.ts';
+
+/**
+ * Conditions the config/install side sets on a BareMetalHost (status.conditions), read by the
+ * provisioning handler. Each carries observedGeneration; `reason` names the evidence.
+ */
+export const INSTALL_CONDITIONS = {
+  /** True once the host fetched its config with the current attempt's token. */
+  configDelivered: 'ConfigDelivered',
+  /** True once the installer reported the install sequence finished (reboot/kexec into the disk). */
+  installed: 'Installed',
+  /** True once the host booted from disk (boot sequence started after install). */
+  bootedFromDisk: 'BootedFromDisk',
+  /** True once the OS reports running and ready. */
+  ready: 'Ready',
+  /** True when the installer reported a config load/validation error; message carries its text. */
+  installFailed: 'InstallFailed',
+} as const;
+
+export interface ProvisioningHooks {
+  /**
+   * Called when provisioning attempt `attempt` starts (and again, idempotently, on a restart in
+   * the middle of it). Returns kernel args appended to the host's install profile args, e.g.
+   * `talos.config=<one-time URL>` and `talos.events.sink=<addr>`. May write status.talos through
+   * the store. Must return the same args for the same (host, attempt) so restarts change nothing.
+   */
+  installArgs(host: BareMetalHost, attempt: number): Promise<string[]>;
+  /** Called when the host leaves `provisioning` (done, failed, deprovisioned): revoke tokens. */
+  provisioningEnded(host: BareMetalHost): Promise<void>;
+}
+
+/** No OS config delivery: install args come from the profile alone. */
+export const noProvisioningHooks: ProvisioningHooks = {
+  installArgs: async () => [],
+  provisioningEnded: async () => {},
+};
