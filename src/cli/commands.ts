@@ -14,6 +14,11 @@ export const subcommands: Subcommand[] = [
     load: () => import('./demo.ts'),
   },
   {
+    name: 'bmc',
+    summary: 'check a BMC before writing a manifest: power state/on/off, reboot, boot-once, inventory',
+    load: () => import('./bmc.ts'),
+  },
+  {
     name: 'import',
     summary: 'turn an existing Matchbox data directory into MatchboxProfile/MatchboxGroup manifests',
     load: () => import('./import.ts'),
