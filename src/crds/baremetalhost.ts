@@ -298,17 +298,33 @@ export const bareMetalHostStatus = z.strictObject({
         .max(253)
         .optional()
         .describe('Name of the MatchboxProfile the host currently boots.'),
-      attempt: count().optional().describe('Provisioning attempts since the spec last changed; capped by the retry limit.'),
-      startedAt: dateTime().optional().describe('When the current provisioning attempt started (for its timeout).'),
+      attempt: count()
+        .optional()
+        .describe('Provisioning attempts since the spec last changed; capped by the retry limit.'),
+      startedAt: dateTime()
+        .optional()
+        .describe('When the current provisioning attempt started (for its timeout).'),
     })
     .optional(),
   talos: z
     .strictObject({
-      configHash: z.string().max(128).optional().describe('sha256 of the rendered machine config (never the config).'),
-      tokenHash: z.string().max(128).optional().describe('sha256 of the one-time config token of this attempt.'),
+      configHash: z
+        .string()
+        .max(128)
+        .optional()
+        .describe('sha256 of the rendered machine config (never the config).'),
+      tokenHash: z
+        .string()
+        .max(128)
+        .optional()
+        .describe('sha256 of the one-time config token of this attempt.'),
       tokenExpiresAt: dateTime().optional(),
       tokenAttempt: count().optional().describe('The provisioning attempt the token was minted for.'),
-      configFetchedFrom: z.string().max(64).optional().describe('Address that fetched the config with the token.'),
+      configFetchedFrom: z
+        .string()
+        .max(64)
+        .optional()
+        .describe('Address that fetched the config with the token.'),
       configFetchedAt: dateTime().optional(),
     })
     .optional()
