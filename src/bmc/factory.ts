@@ -36,6 +36,8 @@ export interface BmcFactory {
   /** Throws BmcAddressError for an unusable address. */
   create(target: BmcTarget): BmcDriver;
   readonly protection: BmcProtection;
+  /** Closes every driver not closed yet (Redfish sessions are logged out): call on shutdown. */
+  closeAll(): Promise<void>;
 }
 
 /** A BmcDriver whose operations run under the factory's protection. */
@@ -46,8 +48,11 @@ class ProtectedDriver implements BmcDriver {
   private readonly bmc: { key: string; display: string; protocol: 'redfish' | 'ipmi' };
   private readonly protection: BmcProtection;
 
-  constructor(inner: BmcDriver, address: BmcAddress, protection: BmcProtection) {
+  private readonly onClose: () => void;
+
+  constructor(inner: BmcDriver, address: BmcAddress, protection: BmcProtection, onClose: () => void) {
     this.inner = inner;
+    this.onClose = onClose;
     this.protocol = inner.protocol;
     this.address = inner.address;
     this.bmc = { key: address.key, display: address.display, protocol: address.protocol };
@@ -81,6 +86,7 @@ class ProtectedDriver implements BmcDriver {
   }
   close() {
     // Logout is not limited: it must not wait behind a queue or be refused by an open circuit.
+    this.onClose();
     return this.inner.close();
   }
 }
@@ -95,8 +101,14 @@ export function createBmcFactory(options: BmcFactoryOptions = {}): BmcFactory {
           ...(options.logger ? { logger: options.logger } : {}),
         });
   const cipherCache: CipherCache = new Map();
+  const open = new Set<BmcDriver>();
   return {
     protection,
+    async closeAll() {
+      const drivers = [...open];
+      open.clear();
+      await Promise.allSettled(drivers.map((d) => d.close()));
+    },
     create(target) {
       const address = parseBmcAddress(target.address);
       let inner: BmcDriver;
@@ -120,7 +132,9 @@ export function createBmcFactory(options: BmcFactoryOptions = {}): BmcFactory {
           ...(options.logger ? { logger: options.logger } : {}),
         });
       }
-      return new ProtectedDriver(inner, address, protection);
+      const driver: BmcDriver = new ProtectedDriver(inner, address, protection, () => open.delete(driver));
+      open.add(driver);
+      return driver;
     },
   };
 }

@@ -71,6 +71,8 @@ type AuthState =
   | { mode: 'session'; token: string; location: string | undefined; sessionsPath: string };
 
 const retryableStatuses = new Set([429, 500, 502, 503, 504]);
+// An action (POST) that got a 500/502/504 may have run; only "not processed" answers are safe to repeat.
+const retryableForActions = new Set([429, 503]);
 // The request never reached the BMC's application, so even a POST is safe to repeat.
 const notSentCodes = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
 const unreachableCodes = new Set([
@@ -301,7 +303,18 @@ export class RedfishClient {
     }
   }
 
+  private authInFlight: Promise<void> | undefined;
+
+  /** Discovers the service and logs in once, however many requests ask at the same time. */
   private async ensureAuth(): Promise<void> {
+    if (this.auth.mode !== 'unknown' && this.root && this.credentials) return;
+    this.authInFlight ??= this.authenticate().finally(() => {
+      this.authInFlight = undefined;
+    });
+    return this.authInFlight;
+  }
+
+  private async authenticate(): Promise<void> {
     if (!this.credentials) await this.refreshCredentials();
     if (this.auth.mode !== 'unknown' && this.root) return;
     if (!this.root) {
@@ -394,7 +407,8 @@ export class RedfishClient {
         }
         throw error;
       }
-      if (retryableStatuses.has(res.status) && attempt < retries) {
+      const retryable = method === 'POST' ? retryableForActions : retryableStatuses;
+      if (retryable.has(res.status) && attempt < retries) {
         const retryAfter = parseRetryAfter(res.headers.get('retry-after'));
         if (retryAfter !== undefined && retryAfter > this.maxRetryAfterMs) return res;
         await this.backoff(attempt, retryAfter, method, path, `HTTP ${res.status}`);

@@ -66,6 +66,27 @@ test('fake BMC: closing the driver logs the session out', async () => {
   );
 });
 
+test('fake BMC: an advertised SessionService that refuses logins falls back to Basic auth', async () => {
+  const { fake, driver } = await setup({ sessions: true });
+  fake.fault('POST /redfish/v1/SessionService/Sessions', { kind: 'status', status: 405 });
+  assert.equal(await driver.powerState(), 'off');
+  assert.equal(fake.requests.at(-1)?.auth, 'basic');
+  await driver.close();
+});
+
+test('fake BMC: closing the factory logs out every driver it made', async () => {
+  fake = await startFakeHostileRedfish({ username, password, sessions: true });
+  const own = createBmcFactory();
+  const address = `redfish+http://127.0.0.1:${fake.port}${fake.systemPath}`;
+  const drivers = [1, 2].map(() =>
+    own.create({ address, credentials: staticCredentials(username, password) }),
+  );
+  for (const d of drivers) await d.powerState();
+  assert.equal(fake.liveSessions(), 2);
+  await own.closeAll();
+  assert.equal(fake.liveSessions(), 0);
+});
+
 test('fake BMC: a wrong password at session login is an authentication error', async () => {
   fake = await startFakeHostileRedfish({ username, password, sessions: true });
   const driver = factory.create({
