@@ -9,6 +9,12 @@ export interface Subcommand {
 
 export const subcommands: Subcommand[] = [
   {
+    name: 'controller',
+    summary:
+      'run the controllers against a kube-apiserver or the embedded file store (leader election, /metrics)',
+    load: () => import('./controller.ts'),
+  },
+  {
     name: 'demo',
     summary: "provision the seed's five hosts against emulated BMCs and a real Matchbox pair",
     load: () => import('./demo.ts'),

@@ -1,0 +1,244 @@
+// `metalbox controller`: builds the store, logger, metrics registry, event recorder and (with
+// --leader-elect) a Lease elector, hands them to every controller family, and runs the manager until
+// SIGTERM/SIGINT (graceful: in-flight reconciles finish, the Lease is released; exit 0) or until
+// leadership is lost (exit 1, so the pod restarts as a standby and never overlaps a new leader).
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir, hostname } from 'node:os';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { controllerFamilies } from '../controllers/index.ts';
+import { StoreEventRecorder } from '../runtime/events.ts';
+import { AlwaysLeader, type LeaderElector } from '../runtime/leader.ts';
+import { errorFields, type Logger, withFields } from '../runtime/logger.ts';
+import { Manager, type ManagerExit } from '../runtime/manager.ts';
+import type { ResourceStore } from '../runtime/store.ts';
+import { FileStore } from '../stores/file.ts';
+import { KubeStore } from '../stores/kube.ts';
+import { LeaseElector } from '../stores/kube-leader.ts';
+import {
+  CONTROLLER_USAGE,
+  type ControllerFlags,
+  loadControllerConfig,
+  parseControllerFlags,
+  UsageError,
+} from './controller-flags.ts';
+
+/** source.component of Events, the field manager of writes, the default Lease name. */
+const COMPONENT = 'metalbox-controller';
+const SERVICE_ACCOUNT_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+const SERVICE_ACCOUNT_TOKEN_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+/** After the manager stopped, families, events and the store get this long to close. */
+const CLOSE_TIMEOUT_MS = 10_000;
+
+export async function run(args: string[]): Promise<number> {
+  let flags: ControllerFlags;
+  let config: Record<string, unknown> = {};
+  let kubeConfig: KubeConfig | undefined;
+  try {
+    const parsed = parseControllerFlags(args);
+    if (parsed.help) {
+      process.stdout.write(CONTROLLER_USAGE);
+      return 0;
+    }
+    flags = parsed.flags;
+    if (flags.config !== undefined) config = loadControllerConfig(flags.config);
+    if (flags.store.type === 'kube') kubeConfig = loadKubeConfig(flags.kubeconfig);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`metalbox controller: ${error.message}\n\n${CONTROLLER_USAGE}`);
+    return 2;
+  }
+
+  const logger = pino({
+    level: flags.logLevel,
+    base: { component: COMPONENT },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  });
+  const identity = `${hostname()}_${randomBytes(4).toString('hex')}`;
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  let store: ResourceStore;
+  try {
+    store =
+      flags.store.type === 'file'
+        ? await FileStore.open(flags.store.dir)
+        : new KubeStore({ kubeConfig: kubeConfig!, fieldManager: COMPONENT });
+  } catch (error) {
+    logger.fatal({ store: describeStore(flags), ...errorFields(error) }, 'cannot open the store');
+    return 1;
+  }
+  const events = new StoreEventRecorder({ store, component: COMPONENT, instance: identity, logger });
+  const elector = makeElector(flags, identity, kubeConfig, logger);
+  const manager = new Manager({
+    store,
+    registry,
+    elector,
+    logger,
+    http: flags.metricsAddr,
+    namespace: flags.namespace || undefined,
+  });
+
+  const stops: { family: string; stop: () => Promise<void> }[] = [];
+  const controllers: string[] = [];
+  const closeAll = async () => {
+    await withTimeout(
+      (async () => {
+        for (const { family, stop } of stops.reverse()) {
+          await stop().catch((error: unknown) =>
+            logger.warn({ family, ...errorFields(error) }, 'stopping a controller family failed'),
+          );
+        }
+        await events.flush();
+        await store.close();
+      })(),
+      CLOSE_TIMEOUT_MS,
+    ).catch((error: unknown) => logger.warn(errorFields(error), 'closing did not finish cleanly'));
+  };
+
+  try {
+    for (const family of controllerFamilies) {
+      const built = await family.build({
+        store,
+        events,
+        logger: withFields(logger, { family: family.name }),
+        registry,
+        namespace: flags.namespace,
+        config,
+      });
+      if (built.stop) stops.push({ family: family.name, stop: built.stop });
+      for (const spec of built.controllers) {
+        manager.add(flags.concurrency === undefined ? spec : { ...spec, workers: flags.concurrency });
+        controllers.push(spec.name);
+      }
+    }
+  } catch (error) {
+    logger.fatal(errorFields(error), 'cannot build the controllers');
+    await closeAll();
+    return 1;
+  }
+
+  let signalled = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) {
+      logger.warn({ signal }, 'second signal: exiting without waiting');
+      process.exit(1);
+    }
+    signalled = true;
+    logger.info({ signal }, 'shutting down: finishing in-flight reconciles');
+    void manager.stop();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  let exit: ManagerExit;
+  try {
+    await manager.start();
+    const address = manager.address;
+    logger.info(
+      {
+        identity,
+        store: describeStore(flags),
+        namespace: flags.namespace || '(all)',
+        controllers,
+        ...(address ? { opsAddress: `${address.address}:${address.port}` } : {}),
+      },
+      'controller manager started',
+    );
+    exit = await manager.done;
+  } catch (error) {
+    logger.fatal(errorFields(error), 'the controller manager failed to start');
+    await manager.stop();
+    exit = { reason: 'elector-failed', error };
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+  await closeAll();
+  const code = exit.reason === 'stopped' ? 0 : 1;
+  logger[code === 0 ? 'info' : 'error']({ reason: exit.reason, exitCode: code }, 'exiting');
+  // Idle keep-alive sockets of the API client must not hold a stopped (or deposed) replica open.
+  setTimeout(() => process.exit(code), 5000).unref();
+  return code;
+}
+
+function describeStore(flags: ControllerFlags): string {
+  return flags.store.type === 'file' ? `file:${flags.store.dir}` : 'kube';
+}
+
+/** --kubeconfig, else $KUBECONFIG, ~/.kube/config, the pod's service account. Throws UsageError. */
+function loadKubeConfig(path: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (path !== undefined) {
+    if (!existsSync(path)) throw new UsageError(`--kubeconfig: ${path} does not exist`);
+    try {
+      kc.loadFromFile(path);
+    } catch (error) {
+      throw new UsageError(`--kubeconfig: cannot load ${path}: ${(error as Error).message.split('\n')[0]}`);
+    }
+  } else {
+    const envFiles = (process.env.KUBECONFIG ?? '').split(':').filter(Boolean);
+    const found =
+      envFiles.length > 0 ||
+      existsSync(join(homedir(), '.kube', 'config')) ||
+      existsSync(SERVICE_ACCOUNT_TOKEN_FILE);
+    if (!found) {
+      throw new UsageError(
+        '--kubeconfig: none given, $KUBECONFIG is empty, ~/.kube/config does not exist and this is not a pod',
+      );
+    }
+    try {
+      kc.loadFromDefault();
+    } catch (error) {
+      throw new UsageError(`--kubeconfig: cannot load the default kubeconfig: ${(error as Error).message}`);
+    }
+  }
+  if (!kc.getCurrentCluster()) {
+    throw new UsageError('--kubeconfig: the current context names no cluster');
+  }
+  return kc;
+}
+
+function makeElector(
+  flags: ControllerFlags,
+  identity: string,
+  kubeConfig: KubeConfig | undefined,
+  logger: Logger,
+): LeaderElector {
+  if (!flags.leaderElect || !kubeConfig) return new AlwaysLeader(identity);
+  const namespace = flags.leaderElectionNamespace ?? podNamespace() ?? 'metalbox-system';
+  const lease = { namespace, name: flags.leaderElectionId };
+  return new LeaseElector({
+    kubeConfig,
+    ...lease,
+    identity,
+    onChange: (leading, detail) =>
+      logger.info(
+        { identity, lease: `${lease.namespace}/${lease.name}`, leading, detail },
+        'leader election',
+      ),
+  });
+}
+
+function podNamespace(): string | undefined {
+  try {
+    return readFileSync(SERVICE_ACCOUNT_NAMESPACE_FILE, 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`did not finish within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
