@@ -1,0 +1,92 @@
+// The Matchbox controller family: from the `matchbox:` config section, the endpoint clients, the
+// MatchboxProfile and MatchboxGroup sync controllers (the only code that talks to Matchbox) and
+// the per-endpoint drift scans.
+
+import { withFields } from '../../runtime/logger.ts';
+import type { ControllerDeps, ControllerFamily } from '../index.ts';
+import { type MatchboxSyncConfig, parseMatchboxSyncConfig } from './config.ts';
+import { scanEndpoint } from './drift.ts';
+import { DriftSchedule } from './drift-schedule.ts';
+import { EndpointPool } from './endpoints.ts';
+import { matchboxGroupController } from './group.ts';
+import { MatchboxSyncMetrics } from './metrics.ts';
+import { matchboxProfileController } from './profile.ts';
+
+/** Everything the family built, for tests and benchmarks that drive it directly. */
+export interface MatchboxSync {
+  config: MatchboxSyncConfig;
+  pool: EndpointPool;
+  metrics: MatchboxSyncMetrics;
+  drift: DriftSchedule;
+  controllers: ReturnType<typeof matchboxProfileController>[];
+  stop(): Promise<void>;
+}
+
+export function buildMatchboxSync(deps: ControllerDeps, config: MatchboxSyncConfig): MatchboxSync {
+  const logger = withFields(deps.logger, { component: 'matchbox-sync' });
+  const metrics = new MatchboxSyncMetrics(deps.registry);
+  const pool = new EndpointPool(config.endpoints, deps.store, metrics);
+  const driftDeps = {
+    store: deps.store,
+    pool,
+    events: deps.events,
+    metrics,
+    logger,
+    namespace: deps.namespace,
+  };
+  const drift = new DriftSchedule({
+    endpoints: pool.endpoints,
+    intervalMs: config.driftScanIntervalSeconds * 1000,
+    scan: (endpoint) => scanEndpoint(driftDeps, endpoint),
+    logger,
+  });
+  const syncDeps = {
+    store: deps.store,
+    pool,
+    events: deps.events,
+    arm: (signal: AbortSignal) => drift.arm(signal),
+  };
+  const controllers = [
+    matchboxProfileController({ ...syncDeps, workers: Math.min(config.workers, 4) }),
+    matchboxGroupController({
+      ...syncDeps,
+      workers: config.workers,
+      verifyBootAnswers: config.verifyBootAnswers,
+      metrics,
+    }),
+  ];
+  return {
+    config,
+    pool,
+    metrics,
+    drift,
+    controllers,
+    async stop() {
+      await drift.stop();
+      pool.close();
+    },
+  };
+}
+
+export const matchboxFamily: ControllerFamily = {
+  name: 'matchbox',
+  async build(deps: ControllerDeps) {
+    if (deps.config.matchbox === undefined) {
+      deps.logger.warn(
+        {},
+        'the config has no matchbox section: MatchboxProfiles and MatchboxGroups are not synced',
+      );
+      return { controllers: [] };
+    }
+    const sync = buildMatchboxSync(deps, parseMatchboxSyncConfig(deps.config.matchbox));
+    deps.logger.info(
+      {
+        endpoints: sync.pool.endpoints.map((e) => `${e.name}=${e.address}`),
+        driftScanIntervalSeconds: sync.config.driftScanIntervalSeconds,
+        verifyBootAnswers: sync.config.verifyBootAnswers,
+      },
+      'Matchbox sync configured',
+    );
+    return { controllers: sync.controllers, stop: () => sync.stop() };
+  },
+};
