@@ -1,0 +1,203 @@
+// Leader election end to end: real `metalbox controller --store kube --leader-elect` processes,
+// running as the controller's ServiceAccount identity under deploy/'s RBAC, against a real
+// kube-apiserver. Who leads is read from each process's /metrics (metalbox_leader) and the Lease.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, afterEach, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { CONTROLLER_NAMESPACE, type KubeApiserverPeer, startKubeApiserver } from '../../env/kube.ts';
+import { scratchDir } from '../../env/peers.ts';
+import { freePort } from '../../env/ports.ts';
+import { type ManagedProcess, startProcess } from '../../env/process.ts';
+import { waitFor } from '../../env/wait.ts';
+import { loadDeployManifests } from '../../fixtures/deploy-manifests.ts';
+import { applyManifests } from '../deploy/apply.ts';
+
+const repo = fileURLToPath(new URL('../../../', import.meta.url));
+const scratch = scratchDir('controller-leader-election');
+let kube: KubeApiserverPeer;
+let running: ManagedProcess[] = [];
+
+before(async () => {
+  kube = await startKubeApiserver();
+  await applyManifests(kube, loadDeployManifests());
+});
+afterEach(async () => {
+  await Promise.all(running.map((p) => p.kill()));
+  running = [];
+});
+after(async () => {
+  await kube?.stop();
+  scratch.remove();
+});
+
+interface Replica {
+  name: string;
+  proc: ManagedProcess;
+  port: number;
+  /** Its Lease holder identity, from its log. */
+  identity(): string | undefined;
+  leader(): Promise<number | undefined>;
+}
+
+async function startController(name: string, leaseId: string): Promise<Replica> {
+  const port = await freePort();
+  const proc = startProcess({
+    name,
+    command: 'bash',
+    args: [
+      'scripts/node',
+      'src/cli/main.ts',
+      'controller',
+      '--store',
+      'kube',
+      '--kubeconfig',
+      kube.kubeconfigFile('controller'),
+      '--leader-elect',
+      '--leader-election-namespace',
+      CONTROLLER_NAMESPACE,
+      '--leader-election-id',
+      leaseId,
+      '--metrics-addr',
+      `127.0.0.1:${port}`,
+    ],
+    logDir: scratch.dir,
+    cwd: repo,
+  });
+  running.push(proc);
+  const replica: Replica = {
+    name,
+    proc,
+    port,
+    identity() {
+      const line = readFileSync(proc.logFile, 'utf8')
+        .split('\n')
+        .find((l) => l.includes('"campaigning for leadership"'));
+      return line ? (JSON.parse(line) as { identity: string }).identity : undefined;
+    },
+    async leader() {
+      try {
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        const m = /^metalbox_leader (\d)/m.exec(text);
+        return m ? Number(m[1]) : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+  };
+  await waitFor(
+    async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status === 200,
+    {
+      what: `${name} /readyz`,
+      timeoutMs: 30_000,
+      intervalMs: 200,
+      context: () => proc.tail(),
+      abortIf: () => (proc.isRunning() ? undefined : `${name} exited`),
+    },
+  );
+  return replica;
+}
+
+async function lease(name: string): Promise<{ holderIdentity?: string; leaseTransitions?: number }> {
+  const res = await kube.request(
+    'GET',
+    `/apis/coordination.k8s.io/v1/namespaces/${CONTROLLER_NAMESPACE}/leases/${name}`,
+  );
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  return (res.body as { spec: { holderIdentity?: string; leaseTransitions?: number } }).spec;
+}
+
+/** Waits until exactly one replica reports metalbox_leader 1; returns [leader, standby]. */
+async function oneLeader(a: Replica, b: Replica): Promise<[Replica, Replica]> {
+  return waitFor(
+    async () => {
+      const [la, lb] = await Promise.all([a.leader(), b.leader()]);
+      if (la === 1 && lb === 0) return [a, b] as [Replica, Replica];
+      if (lb === 1 && la === 0) return [b, a] as [Replica, Replica];
+      assert.ok(!(la === 1 && lb === 1), 'two leaders at once');
+      return undefined;
+    },
+    {
+      what: 'one leader',
+      timeoutMs: 30_000,
+      intervalMs: 200,
+      context: () => `${a.proc.tail(5)}\n${b.proc.tail(5)}`,
+    },
+  );
+}
+
+test('of two controller processes exactly one leads; after SIGKILL of the leader the other leads within 20 s', async (t) => {
+  const a = await startController('controller-a', 'failover');
+  const b = await startController('controller-b', 'failover');
+  const [leader, standby] = await oneLeader(a, b);
+  assert.equal((await lease('failover')).holderIdentity, leader.identity());
+  // The standby stays a standby while the leader renews.
+  await sleep(3000);
+  assert.equal(await standby.leader(), 0);
+  assert.equal(await leader.leader(), 1);
+
+  const killedAt = Date.now();
+  await leader.proc.kill();
+  await waitFor(async () => (await standby.leader()) === 1, {
+    what: 'the standby to lead',
+    timeoutMs: 25_000,
+    intervalMs: 100,
+    context: () => standby.proc.tail(10),
+  });
+  const takeoverMs = Date.now() - killedAt;
+  t.diagnostic(`takeover after SIGKILL: ${takeoverMs} ms`);
+  assert.ok(takeoverMs < 20_000, `takeover took ${takeoverMs} ms`);
+  const after = await lease('failover');
+  assert.equal(after.holderIdentity, standby.identity());
+  assert.equal(after.leaseTransitions, 1);
+});
+
+test('SIGTERM: the leader stops cleanly, releases the Lease and exits 0; the standby takes over at once', async (t) => {
+  const a = await startController('controller-c', 'release');
+  const b = await startController('controller-d', 'release');
+  const [leader, standby] = await oneLeader(a, b);
+  const stoppedAt = Date.now();
+  await leader.proc.stop(15_000);
+  assert.equal(await leader.proc.exited, 0, leader.proc.tail());
+  assert.match(readFileSync(leader.proc.logFile, 'utf8'), /"reason":"stopped","exitCode":0/);
+  await waitFor(async () => (await standby.leader()) === 1, {
+    what: 'the standby to lead',
+    timeoutMs: 10_000,
+    intervalMs: 100,
+  });
+  // A released Lease is taken at the standby's next try (2 s), not after the 15 s expiry.
+  const takeoverMs = Date.now() - stoppedAt;
+  t.diagnostic(`takeover after SIGTERM: ${takeoverMs} ms`);
+  assert.ok(takeoverMs < 8_000, `takeover after a release took ${takeoverMs} ms`);
+  assert.equal((await lease('release')).holderIdentity, standby.identity());
+});
+
+test('a leader that can no longer renew its Lease (taken by another holder) stops and exits non-zero', async () => {
+  const a = await startController('controller-e', 'stolen');
+  await waitFor(async () => (await a.leader()) === 1, {
+    what: 'a leads',
+    timeoutMs: 30_000,
+    intervalMs: 200,
+  });
+  const path = `/apis/coordination.k8s.io/v1/namespaces/${CONTROLLER_NAMESPACE}/leases/stolen`;
+  const current = (await kube.request('GET', path)).body as { metadata: object; spec: object };
+  const now = new Date().toISOString().replace('Z', '000Z');
+  const stolen = await kube.request('PUT', path, {
+    ...current,
+    spec: {
+      ...current.spec,
+      holderIdentity: 'intruder',
+      renewTime: now,
+      acquireTime: now,
+      leaseDurationSeconds: 60,
+    },
+  });
+  assert.equal(stolen.status, 200, JSON.stringify(stolen.body));
+  // Renewals fail from now on; after the 10 s renew deadline the replica must give up and exit.
+  const code = await Promise.race([a.proc.exited, sleep(30_000).then(() => 'still running' as const)]);
+  assert.equal(code, 1, a.proc.tail());
+  const log = readFileSync(a.proc.logFile, 'utf8');
+  assert.match(log, /leadership lost: stopping/);
+  assert.match(log, /"reason":"leadership-lost","exitCode":1/);
+});
