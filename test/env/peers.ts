@@ -17,6 +17,8 @@ export interface PeerBinaries {
   sushyVersion: string;
   ipmiSim: string;
   ipmitool: string;
+  talosctl: string;
+  talosctlVersion: string;
 }
 
 const peersFile = fileURLToPath(new URL('./.peers.json', import.meta.url));
