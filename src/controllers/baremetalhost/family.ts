@@ -1,0 +1,161 @@
+// The BareMetalHost controller family: config, BMC factory, caches, and the ControllerSpec
+// ("for BareMetalHost, owns MatchboxProfile and MatchboxGroup, watches Secret → hosts using it").
+// The OS-config side plugs in its ProvisioningHooks with provideProvisioningHooks(deps, hooks).
+import { createBmcFactory } from '../../bmc/factory.ts';
+import type { BareMetalHost } from '../../crds/baremetalhost.ts';
+import type { MatchboxGroup } from '../../crds/matchboxgroup.ts';
+import type { MatchboxProfile } from '../../crds/matchboxprofile.ts';
+import type { ControllerSpec } from '../../runtime/controller.ts';
+import { Informer } from '../../runtime/informer.ts';
+import { withFields } from '../../runtime/logger.ts';
+import type { ObjectRef, Resource } from '../../runtime/resource.ts';
+import type { ControllerDeps, ControllerFamily } from '../index.ts';
+import { HostBmcs } from './bmc.ts';
+import { bmcLogger } from './bmc-logger.ts';
+import { parseHostControllerConfig } from './config.ts';
+import type { HostEnv } from './context.ts';
+import { noProvisioningHooks, type ProvisioningHooks } from './hooks.ts';
+import { bmcIdentity, bootMac } from './identity.ts';
+import { GROUP_KIND, HOST_KIND, PROFILE_KIND, SECRET_KIND } from './kinds.ts';
+import { HostMetrics } from './metrics.ts';
+import { PowerMemory } from './power-memory.ts';
+import { ProvisioningSlots } from './slots.ts';
+import { reconcileHost } from './states.ts';
+
+const hooksByDeps = new WeakMap<ControllerDeps, ProvisioningHooks>();
+
+/**
+ * Gives the host controller built from `deps` the OS-config side's hooks (the Talos family calls
+ * this in its build). Read on every reconcile, so the order families are built in does not matter.
+ */
+export function provideProvisioningHooks(deps: ControllerDeps, hooks: ProvisioningHooks): void {
+  hooksByDeps.set(deps, hooks);
+}
+
+function hooksFor(deps: ControllerDeps): ProvisioningHooks {
+  const field = (deps as ControllerDeps & { provisioningHooks?: ProvisioningHooks }).provisioningHooks;
+  return field ?? hooksByDeps.get(deps) ?? noProvisioningHooks;
+}
+
+type Host = BareMetalHost & Resource;
+
+/** Hosts that depend on a changed object (other than their own children). */
+function mappers(hosts: Informer<Host>) {
+  const refOf = (h: Host): ObjectRef => ({ namespace: h.metadata.namespace, name: h.metadata.name });
+  return {
+    secret: (secret: Resource) =>
+      hosts
+        .list({ namespace: secret.metadata.namespace })
+        .filter((h) => h.spec.bmc.credentialsName === secret.metadata.name)
+        .map(refOf),
+    // A host's identity changed: the hosts it shares (or shared) a MAC or BMC with look again.
+    host: (changed: Resource) => {
+      const c = changed as Host;
+      const mac = bootMac(c);
+      const bmc = bmcIdentity(c.spec.bmc.address);
+      return hosts
+        .list()
+        .filter((h) => h.metadata.uid !== c.metadata.uid)
+        .filter((h) => (mac && bootMac(h) === mac) || (bmc && bmcIdentity(h.spec.bmc.address) === bmc))
+        .map(refOf);
+    },
+    // A group someone else owns may select a host's MAC (a conflict), or stop doing so.
+    group: (group: Resource) => {
+      const selected = (group as MatchboxGroup & Resource).spec?.selector?.mac;
+      if (!selected) return [];
+      const mac = selected.toLowerCase().replaceAll('-', ':');
+      return hosts
+        .list()
+        .filter((h) => bootMac(h) === mac)
+        .map(refOf);
+    },
+    // A host waits for the user's profiles it references (install base, rescue) to exist and sync.
+    profile: (profile: Resource) =>
+      hosts
+        .list({ namespace: profile.metadata.namespace })
+        .filter(
+          (h) =>
+            h.spec.profileRef?.name === profile.metadata.name ||
+            h.spec.rescueProfileRef?.name === profile.metadata.name,
+        )
+        .map(refOf),
+  };
+}
+
+export const bareMetalHostFamily: ControllerFamily = {
+  name: 'baremetalhost',
+  async build(deps) {
+    const config = parseHostControllerConfig(deps.config.baremetalhost);
+    const logger = withFields(deps.logger, { controller: 'baremetalhost' });
+    const b = config.bmc;
+    const factory = createBmcFactory({
+      registry: deps.registry,
+      logger: bmcLogger(deps.logger),
+      protection: {
+        ...(b.perBmcConcurrency !== undefined ? { perBmcConcurrency: b.perBmcConcurrency } : {}),
+        ...(b.globalConcurrency !== undefined ? { globalConcurrency: b.globalConcurrency } : {}),
+        ...(b.failureThreshold !== undefined ? { failureThreshold: b.failureThreshold } : {}),
+        ...(b.openSeconds !== undefined ? { openMs: b.openSeconds * 1000 } : {}),
+      },
+      redfish: {
+        ...(b.requestTimeoutSeconds !== undefined
+          ? { requestTimeoutMs: b.requestTimeoutSeconds * 1000 }
+          : {}),
+        ...(b.retries !== undefined ? { retries: b.retries } : {}),
+      },
+      ipmi: {
+        ...(b.requestTimeoutSeconds !== undefined ? { callTimeoutMs: b.requestTimeoutSeconds * 1000 } : {}),
+        ...(b.cycleSettleSeconds !== undefined ? { cycleSettleMs: b.cycleSettleSeconds * 1000 } : {}),
+      },
+    });
+    const namespace = deps.namespace || undefined;
+    const informerOptions = { namespace, logger };
+    const hosts = new Informer<Host>(deps.store, HOST_KIND, informerOptions);
+    const groups = new Informer<MatchboxGroup & Resource>(deps.store, GROUP_KIND, informerOptions);
+    const profiles = new Informer<MatchboxProfile & Resource>(deps.store, PROFILE_KIND, informerOptions);
+    const caches = [hosts, groups, profiles];
+    for (const c of caches) c.start();
+
+    const env: HostEnv = {
+      store: deps.store,
+      hosts,
+      groups,
+      profiles,
+      bmcs: new HostBmcs(factory, deps.store),
+      hooks: () => hooksFor(deps),
+      config,
+      events: deps.events,
+      metrics: new HostMetrics(deps.registry, () => hosts.list().map((h) => h.status?.provisioning?.state)),
+      slots: new ProvisioningSlots(config.provisioningLimit, hosts),
+      power: new PowerMemory(config.powerSettleSeconds * 1000),
+      retries: new Map(),
+      now: () => new Date(),
+      logger,
+    };
+    const map = mappers(hosts);
+    const spec: ControllerSpec = {
+      name: 'baremetalhost',
+      for: HOST_KIND,
+      owns: [PROFILE_KIND, GROUP_KIND],
+      watches: [
+        { kind: SECRET_KIND, map: map.secret },
+        { kind: HOST_KIND, map: map.host },
+        { kind: GROUP_KIND, map: map.group },
+        { kind: PROFILE_KIND, map: map.profile },
+      ],
+      workers: config.workers,
+      async reconcile(req, ctx) {
+        await Promise.all(caches.map((c) => c.waitForSync(ctx.signal)));
+        return reconcileHost(env, req, ctx.logger);
+      },
+    };
+    return {
+      controllers: [spec],
+      async stop() {
+        await Promise.all(caches.map((c) => c.stop()));
+        await env.bmcs.closeAll();
+        await factory.closeAll?.();
+      },
+    };
+  },
+};

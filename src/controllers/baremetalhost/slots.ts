@@ -1,0 +1,46 @@
+// The global provisioning limit (Metal3's PROVISIONING_LIMIT). A host holds a slot while an install
+// attempt of it is running (status.provisioning.startedAt set), which survives restarts because
+// it is in status; claims made in this process and not yet visible in the cache count too, so two
+// hosts reconciled at once cannot both take the last slot.
+import type { BareMetalHost } from '../../crds/baremetalhost.ts';
+import type { Informer } from '../../runtime/informer.ts';
+import type { Resource } from '../../runtime/resource.ts';
+import { hostKey } from './bmc.ts';
+
+/** An install attempt is running (in provisioning, or in error between two steps of it). */
+export function holdsSlot(host: BareMetalHost): boolean {
+  const p = host.status?.provisioning;
+  return (p?.state === 'provisioning' || p?.state === 'error') && p.startedAt !== undefined;
+}
+
+export class ProvisioningSlots {
+  readonly limit: number;
+  #hosts: Informer<BareMetalHost & Resource>;
+  #claims = new Set<string>();
+
+  constructor(limit: number, hosts: Informer<BareMetalHost & Resource>) {
+    this.limit = limit;
+    this.#hosts = hosts;
+  }
+
+  /** Hosts holding a slot now. */
+  inUse(): number {
+    const active = new Set<string>(this.#claims);
+    for (const host of this.#hosts.list()) if (holdsSlot(host)) active.add(hostKey(host));
+    return active.size;
+  }
+
+  /** Takes a slot for `host` unless it already has one; false when the limit is reached. */
+  claim(host: BareMetalHost): boolean {
+    const key = hostKey(host);
+    if (holdsSlot(host) || this.#claims.has(key)) return true;
+    if (this.inUse() >= this.limit) return false;
+    this.#claims.add(key);
+    return true;
+  }
+
+  /** The host's attempt ended (or its claim is now visible in status). */
+  release(key: string): void {
+    this.#claims.delete(key);
+  }
+}
