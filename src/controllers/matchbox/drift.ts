@@ -1,7 +1,7 @@
 import { isNotFound as isMatchboxNotFound } from '../../matchbox/errors.ts';
 import { canonicalJson, type Group, type Profile, sameGroup, sameProfile } from '../../matchbox/objects.ts';
 import { parseMatchboxId, RenderError, renderGroup, renderProfile } from '../../matchbox/render.ts';
-import { isConflict } from '../../runtime/errors.ts';
+import { isConflict, isNotFound as isStoreNotFound } from '../../runtime/errors.ts';
 import type { EventRecorder } from '../../runtime/events.ts';
 import { errorFields, type Logger } from '../../runtime/logger.ts';
 import type { ResourceKind } from '../../runtime/resource.ts';
@@ -116,6 +116,7 @@ async function scan(deps: DriftDeps, endpoint: Endpoint): Promise<ScanSummary> {
   const remoteGroupById = new Map(remoteGroups.map((g) => [g.id, g]));
   const known = { profile: new Set<string>(), group: new Set<string>() };
   const repairs: Repair[] = [];
+  const removals: { kind: ObjectKindName; obj: ProfileObject | GroupObject; id: string }[] = [];
 
   for (const obj of profiles.items) {
     let rendered: ReturnType<typeof renderProfile>;
@@ -127,6 +128,7 @@ async function scan(deps: DriftDeps, endpoint: Endpoint): Promise<ScanSummary> {
     }
     const id = rendered.profile.id;
     known.profile.add(id);
+    if (deletionFailedOn(obj, endpoint)) removals.push({ kind: 'profile', obj, id });
     const plan = planFor(obj, endpoint);
     if (!plan) continue;
     summary.compared++;
@@ -162,6 +164,7 @@ async function scan(deps: DriftDeps, endpoint: Endpoint): Promise<ScanSummary> {
       throw error;
     }
     known.group.add(rendered.id);
+    if (deletionFailedOn(obj, endpoint)) removals.push({ kind: 'group', obj, id: rendered.id });
     const plan = planFor(obj, endpoint);
     if (!plan) continue;
     summary.compared++;
@@ -198,6 +201,19 @@ async function scan(deps: DriftDeps, endpoint: Endpoint): Promise<ScanSummary> {
       },
     );
   }
+
+  // Resources being deleted whose removal from this endpoint failed: remove them now and clear
+  // the error, which re-queues them at once, so the finalizer goes without waiting for backoff.
+  await eachLimited(removals, REPAIR_CONCURRENCY, async ({ kind, obj, id }) => {
+    try {
+      await endpoint.withLock(kind, id, () =>
+        kind === 'group' ? deleteGroup(endpoint, id) : deleteProfile(endpoint, id),
+      );
+      if (await recordRemoval(deps, endpoint, kind, obj)) summary.statusUpdated++;
+    } catch (error) {
+      failures.push(error);
+    }
+  });
 
   // Orphans: groups first, so no remaining group points at a deleted profile.
   const orphans = [
@@ -250,6 +266,11 @@ function planFor(obj: ProfileObject | GroupObject, endpoint: Endpoint): { catchU
   if (isCurrentOn(entry, generation)) return { catchUp: false };
   if (entry && !entry.synced && entry.lastError !== undefined) return { catchUp: true };
   return undefined;
+}
+
+function deletionFailedOn(obj: ProfileObject | GroupObject, endpoint: Endpoint): boolean {
+  if (!obj.metadata.deletionTimestamp) return false;
+  return obj.status?.endpoints?.find((e) => e.endpoint === endpoint.address)?.lastError !== undefined;
 }
 
 function catchUpReason(endpoint: Endpoint, obj: ProfileObject | GroupObject): string {
@@ -332,6 +353,31 @@ async function recordCatchUp(deps: DriftDeps, endpoint: Endpoint, r: Repair): Pr
       'could not record a drift repair in status',
     );
     return false;
+  }
+}
+
+/** Clears the failed removal from the status of a resource being deleted (which re-queues it). */
+async function recordRemoval(
+  deps: DriftDeps,
+  endpoint: Endpoint,
+  kind: ObjectKindName,
+  obj: ProfileObject | GroupObject,
+): Promise<boolean> {
+  const endpoints = (obj.status?.endpoints ?? []).map((e) =>
+    e.endpoint === endpoint.address ? { endpoint: e.endpoint, synced: false } : e,
+  );
+  try {
+    await deps.store.patchStatus(
+      kind === 'profile' ? ProfileKind : GroupKind,
+      refOf(obj),
+      { endpoints },
+      { resourceVersion: obj.metadata.resourceVersion },
+    );
+    return true;
+  } catch (error) {
+    // Changed meanwhile (its own reconcile is on it) or already gone: either way, done here.
+    if (isConflict(error) || isStoreNotFound(error)) return false;
+    throw error;
   }
 }
 
