@@ -10,6 +10,7 @@ import { parseControllerFlags } from '../../src/cli/controller-flags.ts';
 import {
   DEPLOY_DIR,
   type DeploymentLike,
+  deploymentArgs,
   loadDeployManifests,
   type PolicyRule,
 } from '../fixtures/deploy-manifests.ts';
@@ -19,15 +20,7 @@ const byKind = (kind: string) => manifests.filter((m) => m.kind === kind);
 const deployment = byKind('Deployment')[0] as unknown as DeploymentLike & { metadata: { namespace: string } };
 const container = deployment.spec.template.spec.containers[0]!;
 
-/** $(VAR) in args, expanded as the kubelet does from the container's env (fieldRefs as the pod would see them). */
-function expand(arg: string): string {
-  return arg.replace(/\$\(([A-Z_]+)\)/g, (whole, name: string) => {
-    const env = container.env?.find((e) => e.name === name);
-    if (env?.value !== undefined) return env.value;
-    if (env?.valueFrom?.fieldRef?.fieldPath === 'metadata.namespace') return deployment.metadata.namespace;
-    return whole;
-  });
-}
+const args = deploymentArgs(manifests);
 
 test('every YAML file under deploy/ is listed in its kustomization (none is silently left out)', () => {
   for (const dir of ['', 'rbac', 'manager', 'crds']) {
@@ -45,7 +38,7 @@ test('every YAML file under deploy/ is listed in its kustomization (none is sile
 test('the Deployment runs 2 replicas of `metalbox controller --store=kube --leader-elect`, flags accepted by the CLI', () => {
   assert.equal(deployment.spec.replicas, 2);
   assert.deepEqual(container.command, ['metalbox']);
-  const [subcommand, ...flags] = (container.args ?? []).map(expand);
+  const [subcommand, ...flags] = args;
   assert.equal(subcommand, 'controller');
   const parsed = parseControllerFlags(flags);
   assert.equal(parsed.help, false);
@@ -53,6 +46,8 @@ test('the Deployment runs 2 replicas of `metalbox controller --store=kube --lead
   assert.deepEqual(parsed.flags.store, { type: 'kube' });
   assert.equal(parsed.flags.leaderElect, true);
   assert.equal(parsed.flags.leaderElectionNamespace, 'metalbox-system');
+  // Controllers watch Secrets: the namespace watched must be one where the RBAC lets it read them.
+  assert.equal(parsed.flags.namespace, 'metalbox-system');
   // The Lease the controller uses is the one its Role lets it write.
   const leaseRole = byKind('Role').find((r) =>
     (r.rules as PolicyRule[]).some((rule) => rule.resources?.includes('leases')),
@@ -62,7 +57,7 @@ test('the Deployment runs 2 replicas of `metalbox controller --store=kube --lead
 });
 
 test('liveness and readiness probe /healthz and /readyz on the port --metrics-addr listens on', () => {
-  const parsed = parseControllerFlags((container.args ?? []).slice(1).map(expand));
+  const parsed = parseControllerFlags(args.slice(1));
   assert.ok(!parsed.help);
   const opsPort = container.ports?.find((p) => p.name === container.livenessProbe?.httpGet?.port);
   assert.ok(opsPort, 'the liveness probe names a declared container port');

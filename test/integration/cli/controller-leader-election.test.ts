@@ -1,6 +1,6 @@
-// Leader election end to end: real `metalbox controller --store kube --leader-elect` processes,
-// running as the controller's ServiceAccount identity under deploy/'s RBAC, against a real
-// kube-apiserver. Who leads is read from each process's /metrics (metalbox_leader) and the Lease.
+// Leader election end to end: real `metalbox controller` processes started with the Deployment's
+// arguments (--store=kube --leader-elect ...), running as the controller's ServiceAccount identity
+// under deploy/'s RBAC, against a real kube-apiserver. Who leads is read from each process's /metrics (metalbox_leader) and the Lease.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, afterEach, before, test } from 'node:test';
@@ -11,7 +11,7 @@ import { scratchDir } from '../../env/peers.ts';
 import { freePort } from '../../env/ports.ts';
 import { type ManagedProcess, startProcess } from '../../env/process.ts';
 import { waitFor } from '../../env/wait.ts';
-import { loadDeployManifests } from '../../fixtures/deploy-manifests.ts';
+import { deploymentArgs, loadDeployManifests } from '../../fixtures/deploy-manifests.ts';
 import { applyManifests } from '../deploy/apply.ts';
 
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
@@ -46,17 +46,13 @@ async function startController(name: string, leaseId: string): Promise<Replica> 
   const proc = startProcess({
     name,
     command: 'bash',
+    // The Deployment's own arguments, pointed at the test apiserver and a Lease of this test.
     args: [
       'scripts/node',
       'src/cli/main.ts',
-      'controller',
-      '--store',
-      'kube',
+      ...deploymentArgs().filter((a) => !/^--(metrics-addr|leader-election-id)=/.test(a)),
       '--kubeconfig',
       kube.kubeconfigFile('controller'),
-      '--leader-elect',
-      '--leader-election-namespace',
-      CONTROLLER_NAMESPACE,
       '--leader-election-id',
       leaseId,
       '--metrics-addr',
