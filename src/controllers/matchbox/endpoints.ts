@@ -171,7 +171,7 @@ export class Endpoint {
     const tls = this.#config.tls;
     if (!(error instanceof MatchboxConfigError)) {
       const field = 'secretRef' in tls ? 'tls.secretRef' : 'tls';
-      return new MatchboxConfigError(field, (error as Error).message, this.address);
+      return new MatchboxConfigError(field, `is unusable: ${(error as Error).message}`, this.address);
     }
     if (error.endpoint) return error;
     // checkTLS/loadTLSFromFiles name the part (ca, cert, key / caFile, ...); say where it came from.
