@@ -108,9 +108,9 @@ export function talosMachineConfigController(options: TalosMachineConfigControll
     for (const set of secretReferrers.values()) set.delete(tmcKey);
     for (const name of names) {
       const key = `${namespace}/${name}`;
-      let set = secretReferrers.get(key);
-      if (!set) secretReferrers.set(key, (set = new Set()));
+      const set = secretReferrers.get(key) ?? new Set<string>();
       set.add(tmcKey);
+      secretReferrers.set(key, set);
     }
   }
 
