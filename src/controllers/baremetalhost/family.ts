@@ -12,7 +12,7 @@ import type { ObjectRef, Resource } from '../../runtime/resource.ts';
 import type { ControllerDeps, ControllerFamily } from '../index.ts';
 import { HostBmcs } from './bmc.ts';
 import { bmcLogger } from './bmc-logger.ts';
-import { parseHostControllerConfig } from './config.ts';
+import { type HostControllerConfig, parseHostControllerConfig } from './config.ts';
 import type { HostEnv } from './context.ts';
 import { noProvisioningHooks, type ProvisioningHooks } from './hooks.ts';
 import { bmcIdentity, bootMac } from './identity.ts';
@@ -82,80 +82,87 @@ function mappers(hosts: Informer<Host>) {
   };
 }
 
+/** The controller's environment and spec, for the family and for tests that drive it directly. */
+export function buildHostController(
+  deps: ControllerDeps,
+  config: HostControllerConfig,
+): { env: HostEnv; spec: ControllerSpec; stop(): Promise<void> } {
+  const logger = withFields(deps.logger, { controller: 'baremetalhost' });
+  const b = config.bmc;
+  const factory = createBmcFactory({
+    registry: deps.registry,
+    logger: bmcLogger(deps.logger),
+    protection: {
+      ...(b.perBmcConcurrency !== undefined ? { perBmcConcurrency: b.perBmcConcurrency } : {}),
+      ...(b.globalConcurrency !== undefined ? { globalConcurrency: b.globalConcurrency } : {}),
+      ...(b.failureThreshold !== undefined ? { failureThreshold: b.failureThreshold } : {}),
+      ...(b.openSeconds !== undefined ? { openMs: b.openSeconds * 1000 } : {}),
+    },
+    redfish: {
+      ...(b.requestTimeoutSeconds !== undefined ? { requestTimeoutMs: b.requestTimeoutSeconds * 1000 } : {}),
+      ...(b.retries !== undefined ? { retries: b.retries } : {}),
+    },
+    ipmi: {
+      ...(b.requestTimeoutSeconds !== undefined ? { callTimeoutMs: b.requestTimeoutSeconds * 1000 } : {}),
+      ...(b.cycleSettleSeconds !== undefined ? { cycleSettleMs: b.cycleSettleSeconds * 1000 } : {}),
+    },
+  });
+  const namespace = deps.namespace || undefined;
+  const informerOptions = { namespace, logger };
+  const hosts = new Informer<Host>(deps.store, HOST_KIND, informerOptions);
+  const groups = new Informer<MatchboxGroup & Resource>(deps.store, GROUP_KIND, informerOptions);
+  const profiles = new Informer<MatchboxProfile & Resource>(deps.store, PROFILE_KIND, informerOptions);
+  const caches = [hosts, groups, profiles];
+  for (const c of caches) c.start();
+
+  const env: HostEnv = {
+    store: deps.store,
+    hosts,
+    groups,
+    profiles,
+    bmcs: new HostBmcs(factory, deps.store),
+    hooks: () => hooksFor(deps),
+    config,
+    events: deps.events,
+    metrics: new HostMetrics(deps.registry, () => hosts.list().map((h) => h.status?.provisioning?.state)),
+    slots: new ProvisioningSlots(config.provisioningLimit, hosts),
+    power: new PowerMemory(config.powerSettleSeconds * 1000),
+    retries: new Map(),
+    now: () => new Date(),
+    logger,
+  };
+  const map = mappers(hosts);
+  const spec: ControllerSpec = {
+    name: 'baremetalhost',
+    for: HOST_KIND,
+    owns: [PROFILE_KIND, GROUP_KIND],
+    watches: [
+      { kind: SECRET_KIND, map: map.secret },
+      { kind: HOST_KIND, map: map.host },
+      { kind: GROUP_KIND, map: map.group },
+      { kind: PROFILE_KIND, map: map.profile },
+    ],
+    workers: config.workers,
+    async reconcile(req, ctx) {
+      await Promise.all(caches.map((c) => c.waitForSync(ctx.signal)));
+      return reconcileHost(env, req, ctx.logger);
+    },
+  };
+  return {
+    env,
+    spec,
+    async stop() {
+      await Promise.all(caches.map((c) => c.stop()));
+      await env.bmcs.closeAll();
+      await factory.closeAll?.();
+    },
+  };
+}
+
 export const bareMetalHostFamily: ControllerFamily = {
   name: 'baremetalhost',
   async build(deps) {
-    const config = parseHostControllerConfig(deps.config.baremetalhost);
-    const logger = withFields(deps.logger, { controller: 'baremetalhost' });
-    const b = config.bmc;
-    const factory = createBmcFactory({
-      registry: deps.registry,
-      logger: bmcLogger(deps.logger),
-      protection: {
-        ...(b.perBmcConcurrency !== undefined ? { perBmcConcurrency: b.perBmcConcurrency } : {}),
-        ...(b.globalConcurrency !== undefined ? { globalConcurrency: b.globalConcurrency } : {}),
-        ...(b.failureThreshold !== undefined ? { failureThreshold: b.failureThreshold } : {}),
-        ...(b.openSeconds !== undefined ? { openMs: b.openSeconds * 1000 } : {}),
-      },
-      redfish: {
-        ...(b.requestTimeoutSeconds !== undefined
-          ? { requestTimeoutMs: b.requestTimeoutSeconds * 1000 }
-          : {}),
-        ...(b.retries !== undefined ? { retries: b.retries } : {}),
-      },
-      ipmi: {
-        ...(b.requestTimeoutSeconds !== undefined ? { callTimeoutMs: b.requestTimeoutSeconds * 1000 } : {}),
-        ...(b.cycleSettleSeconds !== undefined ? { cycleSettleMs: b.cycleSettleSeconds * 1000 } : {}),
-      },
-    });
-    const namespace = deps.namespace || undefined;
-    const informerOptions = { namespace, logger };
-    const hosts = new Informer<Host>(deps.store, HOST_KIND, informerOptions);
-    const groups = new Informer<MatchboxGroup & Resource>(deps.store, GROUP_KIND, informerOptions);
-    const profiles = new Informer<MatchboxProfile & Resource>(deps.store, PROFILE_KIND, informerOptions);
-    const caches = [hosts, groups, profiles];
-    for (const c of caches) c.start();
-
-    const env: HostEnv = {
-      store: deps.store,
-      hosts,
-      groups,
-      profiles,
-      bmcs: new HostBmcs(factory, deps.store),
-      hooks: () => hooksFor(deps),
-      config,
-      events: deps.events,
-      metrics: new HostMetrics(deps.registry, () => hosts.list().map((h) => h.status?.provisioning?.state)),
-      slots: new ProvisioningSlots(config.provisioningLimit, hosts),
-      power: new PowerMemory(config.powerSettleSeconds * 1000),
-      retries: new Map(),
-      now: () => new Date(),
-      logger,
-    };
-    const map = mappers(hosts);
-    const spec: ControllerSpec = {
-      name: 'baremetalhost',
-      for: HOST_KIND,
-      owns: [PROFILE_KIND, GROUP_KIND],
-      watches: [
-        { kind: SECRET_KIND, map: map.secret },
-        { kind: HOST_KIND, map: map.host },
-        { kind: GROUP_KIND, map: map.group },
-        { kind: PROFILE_KIND, map: map.profile },
-      ],
-      workers: config.workers,
-      async reconcile(req, ctx) {
-        await Promise.all(caches.map((c) => c.waitForSync(ctx.signal)));
-        return reconcileHost(env, req, ctx.logger);
-      },
-    };
-    return {
-      controllers: [spec],
-      async stop() {
-        await Promise.all(caches.map((c) => c.stop()));
-        await env.bmcs.closeAll();
-        await factory.closeAll?.();
-      },
-    };
+    const built = buildHostController(deps, parseHostControllerConfig(deps.config.baremetalhost));
+    return { controllers: [built.spec], stop: () => built.stop() };
   },
 };

@@ -372,7 +372,12 @@ function toResult(state: ProvisioningState, e: unknown): HandlerResult {
 // The dispatcher.
 
 /** Reconciles one host: read, checks, handler, bookkeeping, one status write. */
-export async function reconcileHost(env: HostEnv, ref: ObjectRef, logger: Logger): Promise<ReconcileResult> {
+export async function reconcileHost(
+  env: HostEnv,
+  ref: ObjectRef,
+  logger: Logger,
+  handlers: Record<ProvisioningState, Handler> = HANDLERS,
+): Promise<ReconcileResult> {
   let host: BareMetalHost & Resource;
   try {
     host = await env.store.get(HOST_KIND, ref);
@@ -401,7 +406,7 @@ export async function reconcileHost(env: HostEnv, ref: ObjectRef, logger: Logger
   const state = ctx.state ?? INITIAL_STATE;
   let result: HandlerResult;
   try {
-    result = await HANDLERS[state](ctx);
+    result = await handlers[state](ctx);
   } catch (e) {
     result = toResult(state, e);
   }

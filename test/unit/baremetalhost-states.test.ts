@@ -1,0 +1,347 @@
+// The host state machine's table, its generated docs, and the dispatcher's fixed behaviour, on the
+// memory store (no BMC is reached in these tests: each case stops before any BMC call).
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { Registry } from 'prom-client';
+import { mergeArgs } from '../../src/controllers/baremetalhost/children.ts';
+import { parseHostControllerConfig } from '../../src/controllers/baremetalhost/config.ts';
+import { next } from '../../src/controllers/baremetalhost/context.ts';
+import { buildHostController } from '../../src/controllers/baremetalhost/family.ts';
+import { resolveBootMac } from '../../src/controllers/baremetalhost/handlers/inspecting.ts';
+import { findConflicts } from '../../src/controllers/baremetalhost/identity.ts';
+import { HOST_KIND } from '../../src/controllers/baremetalhost/kinds.ts';
+import { parseRebootRequest } from '../../src/controllers/baremetalhost/power.ts';
+import { renderStateDocs } from '../../src/controllers/baremetalhost/state-docs.ts';
+import {
+  CHECKS,
+  HANDLERS,
+  isAllowed,
+  RefusedTransitionError,
+  reconcileHost,
+  TRANSITIONS,
+} from '../../src/controllers/baremetalhost/states.ts';
+import {
+  type BareMetalHost,
+  BMH_ANNOTATIONS,
+  BMH_FINALIZER,
+  PROVISIONING_STATES,
+} from '../../src/crds/baremetalhost.ts';
+import type { MatchboxGroup } from '../../src/crds/matchboxgroup.ts';
+import { type CoreEvent, EventKind, StoreEventRecorder } from '../../src/runtime/events.ts';
+import { silentLogger } from '../../src/runtime/logger.ts';
+import type { Resource } from '../../src/runtime/resource.ts';
+import { MemoryStore } from '../../src/stores/memory.ts';
+
+type Host = BareMetalHost & Resource;
+const NS = 'lab';
+
+function hostObject(
+  name: string,
+  overrides: Partial<Host['spec']> = {},
+  annotations?: Record<string, string>,
+): Host {
+  return {
+    apiVersion: 'metalbox.io/v1alpha1',
+    kind: 'BareMetalHost',
+    metadata: { name, namespace: NS, ...(annotations ? { annotations } : {}) },
+    spec: {
+      online: true,
+      bootMACAddress: 'aa:bb:cc:dd:ee:01',
+      bmc: {
+        address: 'redfish://10.0.10.101/redfish/v1/Systems/1',
+        credentialsName: `${name}-bmc`,
+        disableCertificateVerification: false,
+      },
+      bootMode: 'UEFI',
+      role: 'worker',
+      profileRef: { name: 'talos' },
+      bootTarget: 'install',
+      powerPolicy: 'enforce',
+      inspectionMode: 'bmc',
+      ...overrides,
+    },
+  };
+}
+
+async function setup() {
+  const store = new MemoryStore();
+  const events = new StoreEventRecorder({ store, component: 'test' });
+  const config = parseHostControllerConfig({ errorBackoff: { baseSeconds: 10, capSeconds: 100 } });
+  const built = buildHostController(
+    { store, events, logger: silentLogger, registry: new Registry(), namespace: NS, config: {} },
+    config,
+  );
+  await Promise.all([built.env.hosts, built.env.groups, built.env.profiles].map((i) => i.waitForSync()));
+  const reconcile = (name: string, handlers = HANDLERS) =>
+    reconcileHost(built.env, { namespace: NS, name }, silentLogger, handlers);
+  const get = (name: string) => store.get<Host>(HOST_KIND, { namespace: NS, name });
+  const eventsOf = async (name: string) => {
+    await events.flush();
+    return (await store.list<CoreEvent>(EventKind, { namespace: NS })).items.filter(
+      (e) => e.involvedObject.name === name,
+    );
+  };
+  const settle = () => new Promise((r) => setTimeout(r, 20));
+  return {
+    store,
+    env: built.env,
+    reconcile,
+    get,
+    eventsOf,
+    settle,
+    async close() {
+      await built.stop();
+      await store.close();
+    },
+  };
+}
+
+test('the transition table names every state, only known states, and lets every state be deleted', () => {
+  assert.deepEqual(Object.keys(TRANSITIONS).sort(), [...PROVISIONING_STATES].sort());
+  for (const [from, targets] of Object.entries(TRANSITIONS)) {
+    for (const to of targets) assert.ok(PROVISIONING_STATES.includes(to), `${from} → ${to}`);
+    if (from !== 'deleting') assert.ok(targets.includes('deleting'), `${from} → deleting`);
+  }
+  assert.deepEqual(TRANSITIONS.deleting, []);
+  assert.ok(isAllowed(undefined, 'registering'));
+  assert.ok(!isAllowed(undefined, 'provisioned'));
+  assert.ok(!isAllowed('available', 'provisioned'), 'an install never skips provisioning');
+  assert.ok(
+    !isAllowed('provisioned', 'provisioning'),
+    'a provisioned host is deprovisioned before a reinstall',
+  );
+});
+
+test('the checks run in the documented fixed order', () => {
+  assert.deepEqual(
+    CHECKS.map((c) => c.name),
+    ['paused', 'deleting', 'detached', 'identity conflicts', 'credentials changed', 'provisioning capacity'],
+  );
+});
+
+test('docs/baremetalhost-states.md is what the transition table renders (run scripts/gen-state-docs.ts)', () => {
+  const file = new URL('../../docs/baremetalhost-states.md', import.meta.url);
+  assert.equal(readFileSync(file, 'utf8'), renderStateDocs());
+});
+
+test('the dispatcher refuses a transition the table does not list and writes nothing', async () => {
+  const t = await setup();
+  try {
+    await t.store.create(HOST_KIND, hostObject('h1'));
+    const created = await t.get('h1');
+    await t.store.updateStatus(HOST_KIND, { ...created, status: { provisioning: { state: 'available' } } });
+    await t.settle();
+    const before = await t.get('h1');
+    const rogue = { ...HANDLERS, available: async () => next('provisioned', 'skipping the install') };
+    await assert.rejects(t.reconcile('h1', rogue), RefusedTransitionError);
+    const after = await t.get('h1');
+    assert.equal(after.status?.provisioning?.state, 'available');
+    assert.deepEqual(after.status, before.status);
+  } finally {
+    await t.close();
+  }
+});
+
+test('a new host gets the finalizer and enters registering; a bad BMC address is a registration error naming the field, with backoff', async () => {
+  const t = await setup();
+  try {
+    await t.store.create(
+      HOST_KIND,
+      hostObject('h1', {
+        bmc: {
+          address: 'redfish-virtualmedia://10.0.0.1',
+          credentialsName: 'x',
+          disableCertificateVerification: false,
+        },
+      }),
+    );
+    const first = await t.reconcile('h1');
+    const host = await t.get('h1');
+    assert.deepEqual(host.metadata.finalizers, [BMH_FINALIZER]);
+    assert.equal(host.status?.provisioning?.state, 'error');
+    assert.equal(host.status?.errorType, 'registration error');
+    assert.match(host.status?.errorMessage ?? '', /spec\.bmc\.address/);
+    assert.equal(host.status?.errorCount, 1);
+    assert.equal(host.status?.operationalStatus, 'error');
+    assert.ok(first.requeueAfter! >= 5_000 && first.requeueAfter! <= 10_000, `backoff ${first.requeueAfter}`);
+    // Within the backoff, the error handler only waits.
+    const waiting = await t.reconcile('h1');
+    assert.ok(waiting.requeueAfter! > 0 && waiting.requeueAfter! <= first.requeueAfter!);
+    assert.equal((await t.get('h1')).status?.errorCount, 1);
+    const messages = (await t.eventsOf('h1')).map((e) => `${e.type} ${e.reason} ${e.message}`);
+    assert.ok(messages.some((m) => m.startsWith('Normal Registering new → registering')));
+    assert.ok(messages.some((m) => m.startsWith('Warning Error registering → error')));
+  } finally {
+    await t.close();
+  }
+});
+
+test('a spec change ends the error backoff at once, and the error count grows on each failure', async () => {
+  const t = await setup();
+  try {
+    await t.store.create(
+      HOST_KIND,
+      hostObject('h1', {
+        bmc: { address: 'libvirt://x', credentialsName: 'x', disableCertificateVerification: false },
+      }),
+    );
+    await t.reconcile('h1');
+    await t.settle();
+    const h = await t.get('h1');
+    h.spec.description = 'touched';
+    await t.store.update(HOST_KIND, h);
+    await t.reconcile('h1'); // error → registering (the inputs changed)
+    assert.equal((await t.get('h1')).status?.provisioning?.state, 'registering');
+    const again = await t.reconcile('h1'); // registering fails again
+    const host = await t.get('h1');
+    assert.equal(host.status?.provisioning?.state, 'error');
+    assert.equal(host.status?.errorCount, 2);
+    assert.ok(
+      again.requeueAfter! >= 10_000 && again.requeueAfter! <= 20_000,
+      `backoff ${again.requeueAfter}`,
+    );
+  } finally {
+    await t.close();
+  }
+});
+
+test('a paused host is neither changed nor written', async () => {
+  const t = await setup();
+  try {
+    await t.store.create(HOST_KIND, hostObject('h1', {}, { [BMH_ANNOTATIONS.paused]: '' }));
+    const before = await t.get('h1');
+    assert.deepEqual(await t.reconcile('h1'), {});
+    const after = await t.get('h1');
+    assert.equal(after.metadata.resourceVersion, before.metadata.resourceVersion);
+    assert.equal(after.status, undefined);
+  } finally {
+    await t.close();
+  }
+});
+
+test('a detached host reports operationalStatus detached and is not driven', async () => {
+  const t = await setup();
+  try {
+    await t.store.create(HOST_KIND, hostObject('h1', {}, { [BMH_ANNOTATIONS.detached]: 'true' }));
+    assert.deepEqual(await t.reconcile('h1'), {});
+    const host = await t.get('h1');
+    assert.equal(host.status?.operationalStatus, 'detached');
+    assert.equal(host.status?.provisioning?.state, 'registering');
+    assert.equal(host.status?.goodCredentials, undefined, 'the BMC was not asked anything');
+  } finally {
+    await t.close();
+  }
+});
+
+test('two hosts with the same boot MAC both get Conflict=True and stay where they are', async () => {
+  const t = await setup();
+  try {
+    await t.store.create(HOST_KIND, hostObject('h1'));
+    await t.store.create(
+      HOST_KIND,
+      hostObject('h2', {
+        bmc: { address: 'ipmi://10.0.10.9', credentialsName: 'x', disableCertificateVerification: false },
+      }),
+    );
+    await t.settle();
+    for (const name of ['h1', 'h2']) {
+      await t.reconcile(name);
+      const host = await t.get(name);
+      const conflict = host.status?.conditions?.find((c) => c.type === 'Conflict');
+      assert.equal(conflict?.status, 'True', name);
+      assert.equal(conflict?.reason, 'DuplicateBootMACAddress');
+      assert.match(conflict?.message ?? '', name === 'h1' ? /lab\/h2/ : /lab\/h1/);
+      assert.equal(host.status?.provisioning?.state, 'registering');
+      assert.equal(host.status?.goodCredentials, undefined);
+    }
+  } finally {
+    await t.close();
+  }
+});
+
+test('identity: same BMC system conflicts whatever the scheme spelling; other systems on one BMC do not', () => {
+  const a = hostObject('a', {
+    bmc: {
+      address: 'redfish://10.0.0.1/redfish/v1/Systems/1',
+      credentialsName: 'x',
+      disableCertificateVerification: false,
+    },
+  });
+  const b = hostObject('b', {
+    bootMACAddress: 'aa:bb:cc:dd:ee:02',
+    bmc: {
+      address: 'redfish+https://10.0.0.1:443/redfish/v1/Systems/1',
+      credentialsName: 'x',
+      disableCertificateVerification: false,
+    },
+  });
+  const c = hostObject('c', {
+    bootMACAddress: 'AA-BB-CC-DD-EE-03',
+    bmc: {
+      address: 'redfish://10.0.0.1/redfish/v1/Systems/2',
+      credentialsName: 'x',
+      disableCertificateVerification: false,
+    },
+  });
+  for (const h of [a, b, c]) h.metadata.uid = h.metadata.name;
+  assert.deepEqual(
+    findConflicts(a, [a, b, c], []).map((x) => x.reason),
+    ['DuplicateBMCAddress'],
+  );
+  assert.deepEqual(findConflicts(c, [a, b, c], []), []);
+  const foreign: MatchboxGroup & Resource = {
+    apiVersion: 'metalbox.io/v1alpha1',
+    kind: 'MatchboxGroup',
+    metadata: { name: 'talos-c', namespace: NS },
+    spec: { profileRef: { name: 'talos' }, selector: { mac: 'aa:bb:cc:dd:ee:03' } },
+  };
+  assert.deepEqual(
+    findConflicts(c, [a, b, c], [foreign]).map((x) => x.reason),
+    ['ForeignMatchboxGroup'],
+  );
+  const own = {
+    ...foreign,
+    metadata: {
+      ...foreign.metadata,
+      ownerReferences: [
+        { apiVersion: 'metalbox.io/v1alpha1', kind: 'BareMetalHost', name: 'c', uid: 'c', controller: true },
+      ],
+    },
+  };
+  assert.deepEqual(findConflicts(c, [a, b, c], [own]), []);
+});
+
+test('install args: a host arg replaces the profile arg with the same key, others are appended', () => {
+  assert.deepEqual(
+    mergeArgs(
+      ['console=ttyS0', 'talos.config=http://10.0.20.5:8080/assets/controlplane.yaml', 'pti=on'],
+      ['talos.config=https://cfg/x?t=1', 'metalbox.attempt=2'],
+    ),
+    ['console=ttyS0', 'pti=on', 'talos.config=https://cfg/x?t=1', 'metalbox.attempt=2'],
+  );
+});
+
+test('the reboot annotation takes {"mode":"soft"|"hard"}; empty means soft; anything else is rejected', () => {
+  assert.deepEqual(parseRebootRequest(''), { mode: 'soft' });
+  assert.deepEqual(parseRebootRequest('{"mode":"hard"}'), { mode: 'hard' });
+  assert.deepEqual(parseRebootRequest('{"mode":"soft"}'), { mode: 'soft' });
+  assert.ok('invalid' in parseRebootRequest('{"mode":"now"}'));
+  assert.ok('invalid' in parseRebootRequest('yes'));
+});
+
+test('boot MAC: the spec value is checked against the inventory; an empty spec takes the only NIC or asks', () => {
+  const nics = (...macs: string[]) => ({ nics: macs.map((mac) => ({ mac, linkUp: true })) });
+  assert.equal(
+    resolveBootMac('aa:bb:cc:dd:ee:01', nics('aa:bb:cc:dd:ee:01', 'aa:bb:cc:dd:ee:02')).reason,
+    'InInventory',
+  );
+  assert.equal(resolveBootMac('aa:bb:cc:dd:ee:09', nics('aa:bb:cc:dd:ee:01')).reason, 'NotInInventory');
+  assert.equal(resolveBootMac('aa:bb:cc:dd:ee:09', {}).reason, 'NotReportedByBMC');
+  const only = resolveBootMac(undefined, nics('aa:bb:cc:dd:ee:05'));
+  assert.equal(only.reason, 'FromInventory');
+  assert.equal(only.mac, 'aa:bb:cc:dd:ee:05');
+  const ambiguous = resolveBootMac(undefined, nics('aa:bb:cc:dd:ee:05', 'aa:bb:cc:dd:ee:06'));
+  assert.equal(ambiguous.status, 'False');
+  assert.match(ambiguous.message, /set spec\.bootMACAddress/);
+});
