@@ -56,6 +56,12 @@ export async function run(args: string[]): Promise<number> {
     level: flags.logLevel,
     base: { component: COMPONENT },
     timestamp: pino.stdTimeFunctions.isoTime,
+    // The runtime logs errors as {type, message} already; never let pino dump an Error's properties
+    // (they may hold request inputs) or turn the type into "Object".
+    serializers: {
+      err: (value: unknown) =>
+        value instanceof Error ? { type: value.name, message: value.message } : value,
+    },
   });
   const identity = `${hostname()}_${randomBytes(4).toString('hex')}`;
   const registry = new Registry();
@@ -134,7 +140,7 @@ export async function run(args: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 
-  let exit: ManagerExit;
+  let exit: ManagerExit | { reason: 'start-failed' };
   try {
     await manager.start();
     const address = manager.address;
@@ -152,7 +158,7 @@ export async function run(args: string[]): Promise<number> {
   } catch (error) {
     logger.fatal(errorFields(error), 'the controller manager failed to start');
     await manager.stop();
-    exit = { reason: 'elector-failed', error };
+    exit = { reason: 'start-failed' };
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
