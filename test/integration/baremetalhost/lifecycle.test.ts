@@ -33,7 +33,11 @@ async function watchAnswers(name: string, mac: string, until: (h: Host) => boole
 test('a Redfish host is registered, inspected and provisioned; sushy-tools got boot-once PXE and a power-on; Matchbox answers install, then disk', async () => {
   const system = world.systems[0]!;
   await world.addHost('rf-01', system);
-  const answers = await watchAnswers('rf-01', system.mac, (h) => h.status?.provisioning?.state === 'provisioned');
+  const answers = await watchAnswers(
+    'rf-01',
+    system.mac,
+    (h) => h.status?.provisioning?.state === 'provisioned',
+  );
   const host = await world.waitForState('rf-01', 'provisioned');
 
   assert.deepEqual(await transitions('rf-01'), [
@@ -47,7 +51,10 @@ test('a Redfish host is registered, inspected and provisioned; sushy-tools got b
   for (const op of ['register', 'inspect', 'provision'] as const) {
     assert.ok(history?.[op]?.start && history[op]?.end, `operationHistory.${op} has start and end`);
   }
-  assert.ok(host.status?.hardware?.nics?.some((n) => n.mac === system.mac), 'inventory lists the boot NIC');
+  assert.ok(
+    host.status?.hardware?.nics?.some((n) => n.mac === system.mac),
+    'inventory lists the boot NIC',
+  );
   assert.equal(host.status?.provisioning?.attempt, 1);
   assert.equal(host.status?.provisioning?.bootTarget, 'disk');
   assert.equal(host.status?.operationalStatus, 'OK');
@@ -62,7 +69,9 @@ test('a Redfish host is registered, inspected and provisioned; sushy-tools got b
   // the machine saw a one-time PXE override when it powered on (below).
   const log = world.sushyLog();
   const patch = log.findIndex((l) => /PATCH \/redfish\/v1\/Systems\/\S+ HTTP/.test(l));
-  const reset = log.findIndex((l) => /POST \/redfish\/v1\/Systems\/\S+\/Actions\/ComputerSystem\.Reset/.test(l));
+  const reset = log.findIndex((l) =>
+    /POST \/redfish\/v1\/Systems\/\S+\/Actions\/ComputerSystem\.Reset/.test(l),
+  );
   assert.ok(patch >= 0 && reset > patch, 'sushy-tools received PATCH Boot, then ComputerSystem.Reset');
   assert.equal(log.filter((l) => l.includes('ComputerSystem.Reset')).length, 1, 'exactly one power action');
 
@@ -78,7 +87,11 @@ test('a Redfish host is registered, inspected and provisioned; sushy-tools got b
 test('an IPMI host is provisioned the same way: ipmi_sim got bootdev pxe and power on', async () => {
   const system = world.ipmiSystem!;
   await world.addHost('ipmi-01', system);
-  const answers = await watchAnswers('ipmi-01', system.mac, (h) => h.status?.provisioning?.state === 'provisioned');
+  const answers = await watchAnswers(
+    'ipmi-01',
+    system.mac,
+    (h) => h.status?.provisioning?.state === 'provisioned',
+  );
   const host = await world.waitForState('ipmi-01', 'provisioned');
   assert.equal(host.status?.provisioning?.attempt, 1);
   assert.ok(answers.includes('install'), `answers seen: ${answers.join(' → ')}`);
@@ -86,7 +99,10 @@ test('an IPMI host is provisioned the same way: ipmi_sim got bootdev pxe and pow
   const calls = world.ipmi!.calls();
   assert.ok(calls.includes('set boot pxe'), `chassis calls: ${calls.join(', ')}`);
   assert.ok(calls.includes('set power 1'), `chassis calls: ${calls.join(', ')}`);
-  assert.ok(calls.indexOf('set boot pxe') < calls.lastIndexOf('set power 1'), 'boot device set before powering on');
+  assert.ok(
+    calls.indexOf('set boot pxe') < calls.lastIndexOf('set power 1'),
+    'boot device set before powering on',
+  );
   const machine = world.machine('ipmi-01');
   assert.equal(machine.installs, 1);
   assert.equal(machine.phase, 'running-disk');

@@ -40,7 +40,11 @@ export const PROFILE_KIND_REF: ResourceKind = {
   plural: 'matchboxprofiles',
   namespaced: true,
 };
-export const GROUP_KIND_REF: ResourceKind = { ...PROFILE_KIND_REF, kind: 'MatchboxGroup', plural: 'matchboxgroups' };
+export const GROUP_KIND_REF: ResourceKind = {
+  ...PROFILE_KIND_REF,
+  kind: 'MatchboxGroup',
+  plural: 'matchboxgroups',
+};
 
 export type Host = BareMetalHost & Resource;
 
@@ -153,7 +157,11 @@ export class World {
   /** The `--config` a controller gets: both Matchbox servers, fast host timings. */
   config(): Record<string, unknown> {
     const { pair } = this;
-    const tls = { caFile: pair.pki.ca.certFile, certFile: pair.pki.client.certFile, keyFile: pair.pki.client.keyFile };
+    const tls = {
+      caFile: pair.pki.ca.certFile,
+      certFile: pair.pki.client.certFile,
+      keyFile: pair.pki.client.keyFile,
+    };
     return {
       matchbox: {
         endpoints: [
@@ -171,7 +179,11 @@ export class World {
   async startController(): Promise<void> {
     assert.equal(this.#controller, undefined, 'controller already running');
     this.registry = new Registry();
-    const events = new StoreEventRecorder({ store: this.store, component: 'metalbox-test', logger: this.logs });
+    const events = new StoreEventRecorder({
+      store: this.store,
+      component: 'metalbox-test',
+      logger: this.logs,
+    });
     const deps = {
       store: this.store,
       events,
@@ -180,7 +192,12 @@ export class World {
       namespace: NAMESPACE,
       config: this.config(),
     };
-    const manager = new Manager({ store: this.store, registry: this.registry, logger: this.logs, namespace: NAMESPACE });
+    const manager = new Manager({
+      store: this.store,
+      registry: this.registry,
+      logger: this.logs,
+      namespace: NAMESPACE,
+    });
     const stops: (() => Promise<void>)[] = [];
     for (const family of controllerFamilies) {
       const built = await family.build(deps);
@@ -217,7 +234,11 @@ export class World {
       apiVersion: 'metalbox.io/v1alpha1',
       kind: 'MatchboxProfile',
       metadata: { name: 'rescue', namespace: NAMESPACE },
-      spec: { kernel: '/assets/rescue-vmlinuz', initrd: ['/assets/rescue-initrd'], args: ['boot=casper', 'rescue=1'] },
+      spec: {
+        kernel: '/assets/rescue-vmlinuz',
+        initrd: ['/assets/rescue-initrd'],
+        args: ['boot=casper', 'rescue=1'],
+      },
     });
   }
 
@@ -229,7 +250,12 @@ export class World {
   async addHost(
     name: string,
     system: HostSystem,
-    opts: { spec?: Partial<BareMetalHostSpec>; password?: string; machine?: boolean; annotations?: Record<string, string> } = {},
+    opts: {
+      spec?: Partial<BareMetalHostSpec>;
+      password?: string;
+      machine?: boolean;
+      annotations?: Record<string, string>;
+    } = {},
   ): Promise<Host> {
     const ipmi = system === this.ipmiSystem;
     const username = ipmi ? this.ipmi!.username : this.sushy.username;
@@ -256,7 +282,11 @@ export class World {
     const host = await this.store.create<Host>(HOST_KIND, {
       apiVersion: 'metalbox.io/v1alpha1',
       kind: 'BareMetalHost',
-      metadata: { name, namespace: NAMESPACE, ...(opts.annotations ? { annotations: opts.annotations } : {}) },
+      metadata: {
+        name,
+        namespace: NAMESPACE,
+        ...(opts.annotations ? { annotations: opts.annotations } : {}),
+      },
       spec,
     });
     if (opts.machine !== false) this.startMachine(name, system);
@@ -307,14 +337,20 @@ export class World {
         what: `${name}: ${what}`,
         timeoutMs,
         intervalMs: 200,
-        context: () => `host status: ${JSON.stringify(last?.status, null, 1)}\n--- log tail ---\n${this.logTail()}`,
+        context: () =>
+          `host status: ${JSON.stringify(last?.status, null, 1)}\n--- log tail ---\n${this.logTail()}`,
       },
     );
     return last!;
   }
 
   waitForState(name: string, state: string, timeoutMs = 120_000): Promise<Host> {
-    return this.waitForHost(name, (h) => h.status?.provisioning?.state === state, `state ${state}`, timeoutMs);
+    return this.waitForHost(
+      name,
+      (h) => h.status?.provisioning?.state === state,
+      `state ${state}`,
+      timeoutMs,
+    );
   }
 
   async patchHost(name: string, mutate: (h: Host) => void): Promise<Host> {
@@ -356,6 +392,35 @@ export class World {
       else answers.push(/^kernel (\S+)/m.exec(body)?.[1] ?? body);
     }
     return answers;
+  }
+
+  /** What the emulator says of a system: power and boot override. */
+  async systemState(system: HostSystem): Promise<{ power: string; override: string }> {
+    const data = (await this.sushy.get(`/redfish/v1/Systems/${system.uuid}`)) as {
+      PowerState?: string;
+      Boot?: { BootSourceOverrideTarget?: string };
+    };
+    return { power: data.PowerState ?? '?', override: data.Boot?.BootSourceOverrideTarget ?? '?' };
+  }
+
+  /** A power action on the emulator behind metalbox's back (another tool, a person at the console). */
+  async resetSystem(system: HostSystem, type: 'On' | 'ForceOff' | 'ForceRestart'): Promise<void> {
+    const auth = `Basic ${Buffer.from(`${this.sushy.username}:${this.sushy.password}`).toString('base64')}`;
+    const res = await fetch(
+      `${this.sushy.url}/redfish/v1/Systems/${system.uuid}/Actions/ComputerSystem.Reset`,
+      {
+        method: 'POST',
+        headers: { authorization: auth, 'content-type': 'application/json' },
+        body: JSON.stringify({ ResetType: type }),
+      },
+    );
+    assert.ok(res.ok, `reset ${type}: HTTP ${res.status}`);
+  }
+
+  /** Reset requests the emulator received for a system. */
+  resetCount(system: HostSystem): number {
+    return this.sushyLog().filter((l) => l.includes(`/Systems/${system.uuid}/Actions/ComputerSystem.Reset`))
+      .length;
   }
 
   /** Lines of the sushy-tools log (power and boot requests the emulator received). */
