@@ -273,6 +273,35 @@ export function seedSuite(label: string, startBackend: () => Promise<StoreBacken
       }
     });
 
+    it('says when the Secret of a generic template is missing, and syncs once it exists', async () => {
+      await apply(backend.store, [
+        profile('with-late-secret', {
+          kernel: '/assets/vmlinuz',
+          genericConfig: { secretRef: { name: 'late-config', key: 'template' } },
+        }),
+      ] as never);
+      const get = () => getOrUndefined<ProfileObject>(backend.store, ProfileKind, 'with-late-secret');
+      await waitFor(async () => condition(await get(), 'Synced')?.reason === 'GenericConfigUnavailable', {
+        what: 'Synced=False GenericConfigUnavailable',
+      });
+      assert.equal(
+        condition(await get(), 'Synced')?.message,
+        `spec.genericConfig.secretRef: Secret ${NAMESPACE}/late-config does not exist`,
+      );
+      await assert.rejects(clients[0]!.profileGet('metalbox-system.with-late-secret'), MatchboxNotFoundError);
+      await backend.store.create(SecretKind, {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'late-config', namespace: NAMESPACE },
+        data: { template: Buffer.from('late\n').toString('base64') },
+      });
+      await waitFor(async () => condition(await get(), 'Synced')?.status === 'True', {
+        what: 'Synced once the Secret exists',
+      });
+      for (const c of clients)
+        assert.equal((await c.genericGet('metalbox-system.with-late-secret')).toString(), 'late\n');
+    });
+
     it('leaves the manager running and no reconcile failing once everything is synced', async () => {
       await waitAllSynced(backend.store);
       assert.equal(world.manager.leading, true);
