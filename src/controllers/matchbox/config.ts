@@ -12,8 +12,13 @@
 //       - name: mgmt-02
 //         endpoint: 10.0.20.12:8081
 //         tls: { caFile: /etc/metalbox/ca.crt, certFile: /etc/metalbox/client.crt, keyFile: /etc/metalbox/client.key }
-//     driftScanIntervalSeconds: 300
-//     verifyBootAnswers: true
+//     driftScanIntervalSeconds: 300     # per endpoint: ProfileList + GroupList, compare, repair
+//     verifyBootAnswers: true           # GET /ipxe?mac= per group and endpoint after each change
+//     workers: 8                        # groups reconciled in parallel
+//
+// Verification costs Matchbox one read of every group file per request (it caches nothing), so on
+// fleets of thousands of groups a profile change means O(groups²) file reads on each server;
+// turn it off there (see scripts/bench/matchbox.ts).
 import { z } from 'zod';
 import { parseEndpoint } from '../../matchbox/client.ts';
 
