@@ -13,6 +13,7 @@ import { ConfigServer } from './configserver.ts';
 import { EventSink } from './eventsink.ts';
 import { talosProvisioningHooks } from './hooks.ts';
 import type { Host } from './host-status.ts';
+import { HostTable } from './host-table.ts';
 import { trustedRootsEarlyArg } from './kernel-args.ts';
 import { HOST_KIND } from './kinds.ts';
 import { TalosMetrics } from './metrics.ts';
@@ -53,13 +54,14 @@ export async function buildTalos(deps: ControllerDeps, config: TalosConfigSectio
     name: config.tokenKeySecret.name,
   });
 
+  const table = new HostTable(hosts);
   hosts.start();
   const configServer = new ConfigServer({
     store: deps.store,
     events: deps.events,
     metrics,
     logger: withFields(logger, { server: 'config' }),
-    lookup: (ref) => hosts.get(ref),
+    lookup: (ref) => table.get(ref),
     listen: cs,
     ...(config.configServer.tls ? { tls: config.configServer.tls } : {}),
   });
@@ -68,8 +70,8 @@ export async function buildTalos(deps: ControllerDeps, config: TalosConfigSectio
     events: deps.events,
     metrics,
     logger: withFields(logger, { server: 'eventsink' }),
-    hosts: () => hosts.list(),
-    version: () => hosts.resourceVersion,
+    hosts: () => table.all(),
+    version: () => String(table.version),
     listen: sink,
   });
   const stops: (() => Promise<void>)[] = [() => hosts.stop()];
