@@ -15,6 +15,31 @@ export const subcommands: Subcommand[] = [
     load: () => import('./controller.ts'),
   },
   {
+    name: 'apply',
+    summary: 'create or update objects from manifests in an etcd or file store (no kubectl needed)',
+    load: () => import('./apply.ts'),
+  },
+  {
+    name: 'get',
+    summary: 'list objects with their printer columns (-o wide|yaml|json|name)',
+    load: () => import('./get.ts'),
+  },
+  {
+    name: 'describe',
+    summary: 'show an object with its status, conditions and recent events',
+    load: () => import('./describe.ts'),
+  },
+  {
+    name: 'delete',
+    summary: 'delete objects by kind and name or by manifest (-f)',
+    load: () => import('./delete.ts'),
+  },
+  {
+    name: 'watch',
+    summary: 'print objects of a kind and every change to them as it happens',
+    load: () => import('./watch.ts'),
+  },
+  {
     name: 'demo',
     summary: "provision the seed's five hosts against emulated BMCs and a real Matchbox pair",
     load: () => import('./demo.ts'),
