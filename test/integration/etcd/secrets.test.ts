@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import { isConflict } from '../../../src/runtime/errors.ts';
+import type { Resource } from '../../../src/runtime/resource.ts';
 import { EtcdStore } from '../../../src/stores/etcd.ts';
 import { Keyring, SecretKind, type SecretObject, SecretStore } from '../../../src/stores/secrets.ts';
 import { Widget } from '../../conformance/kinds.ts';
@@ -140,7 +141,7 @@ test('without a key file no Secret is written to etcd, and other kinds are unaff
     key: Buffer.from(inner.keyOf(SecretKind, { namespace: 'metalbox-system', name: 'refused' })),
   });
   assert.equal(kvs.length, 0);
-  const widget = await store.create(Widget, {
+  const widget = await store.create<Resource>(Widget, {
     apiVersion: `${Widget.group}/${Widget.version}`,
     kind: Widget.kind,
     metadata: { namespace: 'default', name: 'plain' },

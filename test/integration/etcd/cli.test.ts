@@ -1,0 +1,372 @@
+// The operator CLI without kubectl: the seed manifests applied, listed, described and deleted with
+// `metalbox apply/get/describe/delete/watch`, on etcd and on the file store, with the apiserver's
+// validation errors for the bad-manifest table. Commands run in-process (their main(args, io)),
+// and once as a real `bin/metalbox` process.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { parse } from 'yaml';
+import { main as apply } from '../../../src/cli/apply.ts';
+import { main as del } from '../../../src/cli/delete.ts';
+import { main as describeCmd } from '../../../src/cli/describe.ts';
+import { main as get } from '../../../src/cli/get.ts';
+import type { CliIo } from '../../../src/cli/store-command.ts';
+import { main as watch } from '../../../src/cli/watch.ts';
+import { BareMetalHostKind } from '../../../src/crds/index.ts';
+import { validateObject } from '../../../src/crds/validate.ts';
+import { EventKind } from '../../../src/runtime/events.ts';
+import type { Resource, ResourceKind } from '../../../src/runtime/resource.ts';
+import type { ResourceStore } from '../../../src/runtime/store.ts';
+import { EtcdStore } from '../../../src/stores/etcd.ts';
+import { FileStore } from '../../../src/stores/file.ts';
+import { type EtcdPeer, startEtcd } from '../../env/etcd.ts';
+import { badManifests, NAMESPACE } from '../../fixtures/bad-manifests.ts';
+
+const MANIFESTS = fileURLToPath(new URL('../../../manifests/', import.meta.url));
+const BIN = fileURLToPath(new URL('../../../bin/metalbox', import.meta.url));
+const BMH: ResourceKind = { ...BareMetalHostKind, namespaced: true };
+const HOSTS = ['cp-01', 'cp-02', 'cp-03', 'worker-01', 'worker-02'];
+
+let etcd: EtcdPeer;
+const scratch = mkdtempSync(join(tmpdir(), 'metalbox-cli-'));
+const keyFile = join(scratch, 'keys.yaml');
+before(async () => {
+  etcd = await startEtcd({ name: 'etcd-cli' });
+  writeFileSync(keyFile, `keys:\n  - name: k1\n    secret: ${randomBytes(32).toString('base64')}\n`);
+  chmodSync(keyFile, 0o600);
+});
+after(async () => {
+  await etcd?.stop();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+interface Result {
+  code: number;
+  out: string;
+  err: string;
+}
+
+type Command = (args: string[], io: CliIo) => Promise<number>;
+
+async function cli(command: Command, args: string[], flags: string[], signal?: AbortSignal): Promise<Result> {
+  let out = '';
+  let err = '';
+  const io: CliIo = {
+    out: (t) => {
+      out += t;
+    },
+    err: (t) => {
+      err += t;
+    },
+    env: {},
+    now: () => new Date(),
+    ...(signal ? { signal } : {}),
+  };
+  const code = await command([...args, ...flags], io);
+  return { code, out, err };
+}
+
+interface Backend {
+  name: string;
+  flags: () => string[];
+  /** Direct access to the same store between commands (the file store allows one process at a time). */
+  withStore: <T>(fn: (store: ResourceStore) => Promise<T>) => Promise<T>;
+  concurrentWrites: boolean;
+}
+
+const etcdPrefix = `/cli-${randomBytes(3).toString('hex')}`;
+const fileDir = join(scratch, 'file-store');
+const backends: Backend[] = [
+  {
+    name: 'etcd',
+    flags: () => ['--store', `etcd://${etcd.endpoint}${etcdPrefix}`, '--encryption-key-file', keyFile],
+    withStore: async (fn) => {
+      const store = new EtcdStore({ hosts: [etcd.endpoint], prefix: etcdPrefix });
+      try {
+        return await fn(store);
+      } finally {
+        await store.close();
+      }
+    },
+    concurrentWrites: true,
+  },
+  {
+    name: 'file store',
+    flags: () => ['--store', `file:${fileDir}`, '--encryption-key-file', keyFile],
+    withStore: async (fn) => {
+      const store = await FileStore.open(fileDir);
+      try {
+        return await fn(store);
+      } finally {
+        await store.close();
+      }
+    },
+    concurrentWrites: false,
+  },
+];
+
+for (const backend of backends) {
+  describe(`metalbox CLI on the ${backend.name}`, () => {
+    const ns = ['-n', NAMESPACE];
+
+    test('apply -f manifests/ creates every seed object, and again reports them unchanged', async () => {
+      const first = await cli(apply, ['-f', MANIFESTS], backend.flags());
+      assert.equal(first.code, 0, first.err);
+      assert.match(first.out, /^namespace\/metalbox-system created$/m);
+      for (const h of HOSTS)
+        assert.match(first.out, new RegExp(`^baremetalhost\\.metalbox\\.io/${h} created$`, 'm'));
+      assert.match(first.out, /^secret\/cp-01-bmc created$/m);
+      assert.match(first.out, /^matchboxprofile\.metalbox\.io\/\S+ created$/m);
+      assert.match(first.out, /^talosmachineconfig\.metalbox\.io\/mycluster created$/m);
+      const again = await cli(apply, ['-f', MANIFESTS], backend.flags());
+      assert.equal(again.code, 0, again.err);
+      assert.doesNotMatch(again.out, / (created|configured)$/m);
+      assert.equal(
+        again.out.split('\n').filter(Boolean).length,
+        first.out.split('\n').filter(Boolean).length,
+      );
+    });
+
+    test('get bmh prints the CRD printer columns, by plural, singular and short name alike', async () => {
+      const byShort = await cli(get, ['bmh', ...ns], backend.flags());
+      assert.equal(byShort.code, 0, byShort.err);
+      const [header, ...rows] = byShort.out.trimEnd().split('\n');
+      assert.deepEqual(header!.split(/\s{2,}/), [
+        'NAME',
+        'STATE',
+        'ONLINE',
+        'POWERED',
+        'BMC',
+        'MAC',
+        'ERROR',
+        'AGE',
+      ]);
+      assert.deepEqual(
+        rows.map((r) => r.split(/\s+/)[0]),
+        HOSTS,
+      );
+      assert.match(
+        rows[0]!,
+        /^cp-01\s+true\s+redfish:\/\/10\.0\.10\.101\/redfish\/v1\/Systems\/1\s+aa:bb:cc:dd:ee:01\s+\d+s$/,
+      );
+      for (const name of ['baremetalhosts', 'baremetalhost', 'BareMetalHost', 'baremetalhosts.metalbox.io']) {
+        const other = await cli(get, [name, ...ns], backend.flags());
+        assert.equal(other.out, byShort.out, name);
+      }
+      const all = await cli(get, ['bmh', '-A'], backend.flags());
+      assert.match(all.out, /^NAMESPACE\s+NAME\s+STATE/);
+      const wide = await cli(get, ['tmc', ...ns, '-o', 'wide'], backend.flags());
+      assert.match(wide.out, /^NAME\s+TALOS\s+ENDPOINT\s+INSTALLER\s+RENDERED\s+AGE$/m);
+      const narrow = await cli(get, ['tmc', ...ns], backend.flags());
+      assert.doesNotMatch(narrow.out, /INSTALLER/);
+    });
+
+    test('get -o yaml/json/name returns the stored objects, defaulted as the apiserver would', async () => {
+      const yaml = await cli(get, ['bmh', 'cp-01', ...ns, '-o', 'yaml'], backend.flags());
+      assert.equal(yaml.code, 0, yaml.err);
+      const obj = parse(yaml.out) as Resource;
+      const expected = validateObject(obj);
+      assert.ok(expected.ok);
+      assert.deepEqual(obj.spec, (expected.object as Resource).spec);
+      assert.ok(obj.metadata.uid && obj.metadata.resourceVersion);
+      const json = await cli(get, ['bmh', ...ns, '-o', 'json'], backend.flags());
+      const list = JSON.parse(json.out) as { kind: string; items: Resource[] };
+      assert.equal(list.kind, 'List');
+      assert.equal(list.items.length, 5);
+      const names = await cli(get, ['bmh', ...ns, '-o', 'name'], backend.flags());
+      assert.equal(names.out, HOSTS.map((h) => `baremetalhost.metalbox.io/${h}\n`).join(''));
+    });
+
+    test('describe shows status, conditions and recent events; Secrets only by size', async () => {
+      await backend.withStore(async (store) => {
+        const host = await store.get(BMH, { namespace: NAMESPACE, name: 'cp-02' });
+        await store.patchStatus(
+          BMH,
+          { namespace: NAMESPACE, name: 'cp-02' },
+          {
+            provisioning: { state: 'inspecting' },
+            conditions: [
+              {
+                type: 'Inspected',
+                status: 'False',
+                reason: 'InspectionRunning',
+                message: 'reading the inventory over Redfish',
+                lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+                observedGeneration: 1,
+              },
+            ],
+          },
+        );
+        const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+        await store.create(EventKind, {
+          apiVersion: 'v1',
+          kind: 'Event',
+          metadata: { namespace: NAMESPACE, name: `cp-02.${randomBytes(4).toString('hex')}` },
+          involvedObject: {
+            apiVersion: host.apiVersion,
+            kind: host.kind,
+            name: 'cp-02',
+            namespace: NAMESPACE,
+            uid: host.metadata.uid,
+          },
+          reason: 'PowerOn',
+          message: 'powered on through Redfish',
+          type: 'Normal',
+          count: 3,
+          firstTimestamp: now,
+          lastTimestamp: now,
+          source: { component: 'metalbox-controller' },
+          reportingComponent: 'metalbox-controller',
+          reportingInstance: 'mgmt-01',
+        } as Resource);
+      });
+      const out = await cli(describeCmd, ['bmh', 'cp-02', ...ns], backend.flags());
+      assert.equal(out.code, 0, out.err);
+      assert.match(out.out, /^Name:\s+cp-02$/m);
+      assert.match(out.out, /^Kind:\s+BareMetalHost$/m);
+      assert.match(out.out, /^Spec:\n {2}online: true$/m);
+      assert.match(out.out, /^Status:\n {2}provisioning:\n {4}state: inspecting$/m);
+      assert.match(
+        out.out,
+        /^Conditions:\n {2}Type\s+Status\s+Reason\s+Age\s+Message\n.*\n {2}Inspected\s+False\s+InspectionRunning\s+\d+s\s+reading the inventory over Redfish$/m,
+      );
+      assert.match(
+        out.out,
+        /^Events:\n {2}Type\s+Reason\s+Age\s+From\s+Message\n.*\n {2}Normal\s+PowerOn\s+\d+s \(x3 over \d+s\)\s+metalbox-controller\s+powered on through Redfish$/m,
+      );
+      const quiet = await cli(describeCmd, ['bmh', 'cp-03', ...ns], backend.flags());
+      assert.match(quiet.out, /^Events:\s+<none>$/m);
+      const secret = await cli(describeCmd, ['secret', 'cp-01-bmc', ...ns], backend.flags());
+      assert.match(secret.out, /^password:\s+9 bytes$/m);
+      assert.doesNotMatch(secret.out, /CHANGE-ME/);
+      const raw = await cli(get, ['secret', 'cp-01-bmc', ...ns, '-o', 'json'], backend.flags());
+      const data = (JSON.parse(raw.out) as { data: Record<string, string> }).data;
+      assert.equal(Buffer.from(data.password!, 'base64').toString(), 'CHANGE-ME');
+    });
+
+    test('apply rejects every bad manifest with the apiserver field path, and stores none of them', async () => {
+      const dir = mkdtempSync(join(scratch, 'bad-'));
+      for (const [i, bad] of badManifests.entries()) {
+        const file = join(dir, `bad-${i}.json`);
+        writeFileSync(file, JSON.stringify(bad.manifest));
+        const res = await cli(apply, ['-f', file], backend.flags());
+        assert.equal(res.code, 1, `${bad.name}: ${res.out}`);
+        assert.match(
+          res.err,
+          /^Error from store \(Invalid\): error when applying ".*bad-\d+\.json#1": \w+\.metalbox\.io ".*" is invalid: /,
+        );
+        assert.ok(res.err.includes(`${bad.path}: `), `${bad.name}: expected ${bad.path} in ${res.err}`);
+        if (bad.message !== undefined) assert.ok(res.err.includes(bad.message), `${bad.name}: ${res.err}`);
+      }
+      const listed = await cli(get, ['bmh', ...ns, '-o', 'name'], backend.flags());
+      assert.doesNotMatch(listed.out, /bad-host/);
+    });
+
+    test('get and delete of a missing object say NotFound the way kubectl does', async () => {
+      const res = await cli(get, ['bmh', 'cp-09', ...ns], backend.flags());
+      assert.equal(res.code, 1);
+      assert.equal(res.err, 'Error from store (NotFound): baremetalhosts.metalbox.io "cp-09" not found\n');
+      const gone = await cli(del, ['bmh', 'cp-09', ...ns], backend.flags());
+      assert.equal(gone.code, 1);
+      assert.match(gone.err, /NotFound/);
+      const ignored = await cli(del, ['bmh', 'cp-09', ...ns, '--ignore-not-found'], backend.flags());
+      assert.equal(ignored.code, 0);
+      const unknown = await cli(get, ['frobnicators'], backend.flags());
+      assert.equal(unknown.code, 2);
+      assert.match(unknown.err, /doesn't have a resource type "frobnicators"/);
+    });
+
+    test('delete removes an object; one with a finalizer is marked and goes when the finalizer does', async () => {
+      const removed = await cli(del, ['bmh', 'worker-02', ...ns], backend.flags());
+      assert.equal(removed.code, 0, removed.err);
+      assert.equal(removed.out, 'baremetalhost.metalbox.io "worker-02" deleted\n');
+      assert.equal((await cli(get, ['bmh', 'worker-02', ...ns], backend.flags())).code, 1);
+      await backend.withStore(async (store) => {
+        const h = await store.get(BMH, { namespace: NAMESPACE, name: 'worker-01' });
+        await store.update(BMH, {
+          ...h,
+          metadata: { ...h.metadata, finalizers: ['metalbox.io/deprovision'] },
+        });
+      });
+      const marked = await cli(del, ['bmh', 'worker-01', ...ns], backend.flags());
+      assert.equal(
+        marked.out,
+        'baremetalhost.metalbox.io "worker-01" marked for deletion (waiting for finalizers: metalbox.io/deprovision)\n',
+      );
+      const described = await cli(describeCmd, ['bmh', 'worker-01', ...ns], backend.flags());
+      assert.match(described.out, /Deletion Timestamp:/);
+      const release = () =>
+        backend.withStore(async (store) => {
+          const h = await store.get(BMH, { namespace: NAMESPACE, name: 'worker-01' });
+          await store.update(BMH, { ...h, metadata: { ...h.metadata, finalizers: [] } });
+        });
+      if (backend.concurrentWrites) {
+        const waiting = cli(del, ['bmh', 'worker-01', ...ns, '--wait', '--timeout', '20s'], backend.flags());
+        await new Promise((r) => setTimeout(r, 700));
+        await release();
+        const done = await waiting;
+        assert.equal(done.code, 0, done.err);
+        assert.equal(done.out, 'baremetalhost.metalbox.io "worker-01" deleted\n');
+      } else {
+        await release();
+      }
+      assert.equal((await cli(get, ['bmh', 'worker-01', ...ns], backend.flags())).code, 1);
+      const byFile = await cli(del, ['-f', join(MANIFESTS, 'matchboxgroups.yaml')], backend.flags());
+      assert.equal(byFile.code, 0, byFile.err);
+      assert.match(byFile.out, /^matchboxgroup\.metalbox\.io "\S+" deleted$/m);
+      assert.equal(
+        (await cli(get, ['mbg', ...ns], backend.flags())).err,
+        `No resources found in ${NAMESPACE} namespace.\n`,
+      );
+    });
+
+    test('watch prints the objects, then changes as they happen', async () => {
+      const ac = new AbortController();
+      const running = cli(watch, ['bmh', ...ns, '-o', 'json'], backend.flags(), ac.signal);
+      await new Promise((r) => setTimeout(r, 1500));
+      if (backend.concurrentWrites) {
+        await backend.withStore(async (store) => {
+          const h = await store.get(BMH, { namespace: NAMESPACE, name: 'cp-03' });
+          await store.update(BMH, { ...h, spec: { ...(h.spec as object), online: false } });
+        });
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      ac.abort();
+      const res = await running;
+      assert.equal(res.code, 0, res.err);
+      const events = res.out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { type: string; object: Resource });
+      assert.deepEqual(
+        events
+          .filter((e) => e.type === 'ADDED')
+          .map((e) => e.object.metadata.name)
+          .sort(),
+        ['cp-01', 'cp-02', 'cp-03'],
+      );
+      if (backend.concurrentWrites) {
+        const modified = events.find((e) => e.type === 'MODIFIED');
+        assert.ok(modified, 'a MODIFIED event');
+        assert.equal(modified.object.metadata.name, 'cp-03');
+        assert.equal((modified.object.spec as { online: boolean }).online, false);
+      }
+    });
+  });
+}
+
+test('bin/metalbox get bmh runs as a process against etcd', async () => {
+  const { stdout } = await promisify(execFile)(
+    'bash',
+    [BIN, 'get', 'bmh', '-n', NAMESPACE, '--store', `etcd://${etcd.endpoint}${etcdPrefix}`],
+    { env: { ...process.env, METALBOX_STORE: '' } },
+  );
+  assert.match(stdout, /^NAME\s+STATE\s+ONLINE/);
+  assert.match(stdout, /^cp-01\s+/m);
+});
