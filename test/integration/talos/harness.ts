@@ -23,6 +23,8 @@ export interface Harness {
   host(name: string): Promise<Host>;
   /** Sets status.provisioning as the host controller would. */
   setState(name: string, state: string, attempt?: number): Promise<void>;
+  /** Runs the TalosMachineConfig reconcile (renders changed hosts). */
+  render(): Promise<void>;
   /** Waits until the config server's host cache shows `test` true for the host. */
   cached(name: string, test: (h: Host) => boolean): Promise<void>;
   close(): Promise<void>;
@@ -54,10 +56,13 @@ export async function startHarness(
       ...options.talos,
     }),
   );
-  await talos.controller.reconcile(
-    { key: `${NAMESPACE}/mycluster`, namespace: NAMESPACE, name: 'mycluster' },
-    { signal: new AbortController().signal, logger },
-  );
+  const render = async () => {
+    await talos.controller.reconcile(
+      { key: `${NAMESPACE}/mycluster`, namespace: NAMESPACE, name: 'mycluster' },
+      { signal: new AbortController().signal, logger },
+    );
+  };
+  await render();
   const host = (name: string) => store.get<Host>(HOST_KIND, { namespace: NAMESPACE, name });
   const cached = async (name: string, test: (h: Host) => boolean) => {
     const deadline = Date.now() + 5000;
@@ -75,6 +80,7 @@ export async function startHarness(
     registry,
     logs,
     host,
+    render,
     async setState(name, state, attempt = 1) {
       await store.patchStatus(
         HOST_KIND,

@@ -1,0 +1,302 @@
+// The event sink: a plaintext gRPC server for `events.EventSinkService/Publish`, the stream Talos
+// sends to `talos.events.sink=<addr>:<port>` (and to EventSinkConfig after the install). An event
+// carries no identity, so it belongs to the host whose config was fetched from the event's source
+// address (status.talos.configFetchedFrom), or whose static addresses it comes from once the
+// rendered network is up. Events from other addresses are acknowledged, ignored and counted.
+// Events drive the host's install conditions; duplicates (Talos delivers at least once) change
+// nothing. Publish answers only after the host's status is written, so a lost write is resent.
+import {
+  status as GrpcStatus,
+  Server,
+  ServerCredentials,
+  type ServerUnaryCall,
+  type ServiceDefinition,
+  type sendUnaryData,
+} from '@grpc/grpc-js';
+import { INSTALL_CONDITIONS } from '../controllers/baremetalhost/hooks.ts';
+import type { BareMetalHostStatus } from '../crds/baremetalhost.ts';
+import { findCondition } from '../runtime/conditions.ts';
+import type { EventRecorder, EventType } from '../runtime/events.ts';
+import { errorFields, type Logger } from '../runtime/logger.ts';
+import { type ObjectRef, objectKey, timestamp } from '../runtime/resource.ts';
+import type { ResourceStore } from '../runtime/store.ts';
+import { normalizeAddress } from './configserver.ts';
+import { changeHostStatus, type Host, type HostStatusChange } from './host-status.ts';
+import { decodeEventRequest, type EventEnvelope, type InstallSignal, interpret } from './install-events.ts';
+import type { TalosMetrics } from './metrics.ts';
+
+export const PUBLISH_PATH = '/events.EventSinkService/Publish';
+const MAX_MESSAGE = 1024;
+const SEEN_PER_HOST = 4096;
+
+export interface EventSinkOptions {
+  store: ResourceStore;
+  events: EventRecorder;
+  metrics: TalosMetrics;
+  logger: Logger;
+  /** The host cache (an informer's list). */
+  hosts: () => readonly Host[];
+  /** Changes whenever the cache does (the informer's resourceVersion), to rebuild the address index lazily. */
+  version?: () => string;
+  listen: { host: string; port: number };
+  now?: () => Date;
+}
+
+/** `ip:port`, `[v6]:port` or `v6:port` (grpc-js peer strings) → the address alone. */
+export function peerAddress(peer: string): string {
+  const bare = peer.replace(/^ipv[46]:/, '');
+  const bracket = /^\[([^\]]+)\](?::\d+)?$/.exec(bare);
+  if (bracket) return normalizeAddress(bracket[1]);
+  const colon = bare.lastIndexOf(':');
+  return normalizeAddress(colon > 0 && /^\d+$/.test(bare.slice(colon + 1)) ? bare.slice(0, colon) : bare);
+}
+
+const truncate = (s: string) => (s.length > MAX_MESSAGE ? `${s.slice(0, MAX_MESSAGE - 3)}...` : s);
+
+interface Effect {
+  change: HostStatusChange;
+  event?: { type: EventType; reason: string; message: string };
+}
+
+/** The status change a signal makes on a host as it is now, or undefined when it changes nothing. */
+export function effectOf(
+  signal: InstallSignal,
+  status: BareMetalHostStatus | undefined,
+  now: Date,
+): Effect | undefined {
+  const conditions = status?.conditions;
+  const is = (type: string, value: string) => findCondition(conditions, type)?.status === value;
+  const time = timestamp(now);
+  const message = truncate(signal.message);
+  switch (signal.kind) {
+    case 'installing':
+      if (
+        is(INSTALL_CONDITIONS.installed, 'True') ||
+        findCondition(conditions, INSTALL_CONDITIONS.installed)?.reason === 'Installing'
+      ) {
+        return undefined;
+      }
+      return {
+        change: {
+          conditions: [
+            { type: INSTALL_CONDITIONS.installed, status: 'False', reason: 'Installing', message },
+          ],
+          lastObservedBoot: { time, phase: 'installing', message },
+        },
+        event: { type: 'Normal', reason: 'Installing', message: `Talos: ${message}` },
+      };
+    case 'installed':
+      if (is(INSTALL_CONDITIONS.installed, 'True') || is(INSTALL_CONDITIONS.installFailed, 'True'))
+        return undefined;
+      return {
+        change: {
+          conditions: [
+            {
+              type: INSTALL_CONDITIONS.installed,
+              status: 'True',
+              reason: 'InstallSequenceFinished',
+              message,
+            },
+          ],
+          lastObservedBoot: { time, phase: 'installed', message },
+        },
+        event: { type: 'Normal', reason: 'Installed', message: `Talos: ${message}` },
+      };
+    case 'failed':
+      if (is(INSTALL_CONDITIONS.installed, 'True') || is(INSTALL_CONDITIONS.installFailed, 'True'))
+        return undefined;
+      return {
+        change: {
+          conditions: [
+            { type: INSTALL_CONDITIONS.installFailed, status: 'True', reason: signal.reason, message },
+          ],
+          lastObservedBoot: {
+            time,
+            phase: status?.lastObservedBoot?.phase ?? 'config-fetched',
+            message: `${signal.reason}: ${message}`,
+          },
+        },
+        event: { type: 'Warning', reason: 'InstallFailed', message: `Talos ${signal.reason}: ${message}` },
+      };
+    case 'booted':
+      if (is(INSTALL_CONDITIONS.bootedFromDisk, 'True')) return undefined;
+      return {
+        change: {
+          conditions: [
+            {
+              type: INSTALL_CONDITIONS.bootedFromDisk,
+              status: 'True',
+              reason: 'BootSequenceStarted',
+              message,
+            },
+          ],
+          lastObservedBoot: { time, phase: 'booted', message },
+        },
+        event: { type: 'Normal', reason: 'BootedFromDisk', message: `Talos: ${message}` },
+      };
+    case 'ready': {
+      const current = findCondition(conditions, INSTALL_CONDITIONS.ready);
+      const want = signal.ready ? 'True' : 'False';
+      if (current?.status === want && current.message === message) return undefined;
+      return {
+        change: {
+          conditions: [
+            {
+              type: INSTALL_CONDITIONS.ready,
+              status: want,
+              reason: signal.ready ? 'MachineReady' : 'MachineNotReady',
+              message,
+            },
+          ],
+        },
+        ...(signal.ready && current?.status !== 'True'
+          ? { event: { type: 'Normal' as const, reason: 'Ready', message: `Talos: ${message}` } }
+          : {}),
+      };
+    }
+  }
+}
+
+/** Address → host: the address that fetched the config, then the host's static addresses. */
+function buildIndex(hosts: readonly Host[]): Map<string, ObjectRef> {
+  const best = new Map<string, { ref: ObjectRef; at: string; rank: number }>();
+  const claim = (address: string, host: Host, rank: number) => {
+    const at = host.status?.talos?.configFetchedAt ?? '';
+    const ref = { namespace: host.metadata.namespace ?? '', name: host.metadata.name };
+    const held = best.get(address);
+    // A fetch address beats a static one; among equals the most recent fetch wins (reused DHCP leases).
+    if (!held || rank < held.rank || (rank === held.rank && at > held.at))
+      best.set(address, { ref, at, rank });
+  };
+  for (const host of hosts) {
+    const fetchedFrom = host.status?.talos?.configFetchedFrom;
+    if (!fetchedFrom) continue;
+    claim(normalizeAddress(fetchedFrom), host, 0);
+    for (const cidr of host.spec.network?.addresses ?? []) claim(cidr.slice(0, cidr.indexOf('/')), host, 1);
+  }
+  return new Map([...best].map(([address, { ref }]) => [address, ref]));
+}
+
+export class EventSink {
+  #options: EventSinkOptions;
+  #server = new Server();
+  #now: () => Date;
+  #index: { version: string; map: Map<string, ObjectRef> } | undefined;
+  #chains = new Map<string, Promise<void>>();
+  #seen = new Map<string, Set<string>>();
+  #port = 0;
+
+  constructor(options: EventSinkOptions) {
+    this.#options = options;
+    this.#now = options.now ?? (() => new Date());
+    const service: ServiceDefinition = {
+      Publish: {
+        path: PUBLISH_PATH,
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: () => Buffer.alloc(0),
+        requestDeserialize: (bytes: Buffer) => decodeEventRequest(bytes),
+        responseSerialize: () => Buffer.alloc(0), // EventResponse has no fields
+        responseDeserialize: () => ({}),
+      },
+    };
+    this.#server.addService(service, {
+      Publish: (call: ServerUnaryCall<EventEnvelope, object>, callback: sendUnaryData<object>) => {
+        this.#publish(call.request, peerAddress(call.getPeer())).then(
+          () => callback(null, {}),
+          (error: unknown) => {
+            options.logger.warn(errorFields(error), 'could not record a Talos event; the sender will retry');
+            callback({ code: GrpcStatus.UNAVAILABLE, details: 'event not recorded; retry' });
+          },
+        );
+      },
+    });
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  async start(): Promise<number> {
+    const { host, port } = this.#options.listen;
+    const target = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    this.#port = await new Promise<number>((resolve, reject) => {
+      this.#server.bindAsync(target, ServerCredentials.createInsecure(), (error, bound) =>
+        error ? reject(error) : resolve(bound),
+      );
+    });
+    return this.#port;
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#server.forceShutdown();
+        resolve();
+      }, 2000);
+      this.#server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    await Promise.allSettled([...this.#chains.values()]);
+  }
+
+  /** The host an address belongs to (exposed for tests and the demo). */
+  match(address: string): ObjectRef | undefined {
+    const version = this.#options.version?.() ?? String(Math.random());
+    if (this.#index?.version !== version) this.#index = { version, map: buildIndex(this.#options.hosts()) };
+    return this.#index.map.get(normalizeAddress(address));
+  }
+
+  async #publish(envelope: EventEnvelope, from: string): Promise<void> {
+    const { metrics, logger } = this.#options;
+    metrics.events.inc({ type: envelope.event.type });
+    const ref = this.match(from);
+    if (!ref) {
+      metrics.unmatchedEvents.inc();
+      logger.debug(
+        { from, type: envelope.event.type },
+        'Talos event from an address that fetched no config: ignored',
+      );
+      return;
+    }
+    const key = objectKey(ref);
+    const seen = this.#seen.get(key) ?? new Set<string>();
+    this.#seen.set(key, seen);
+    if (envelope.id && seen.has(envelope.id)) return;
+    // One host's events are applied in order, one at a time.
+    const previous = this.#chains.get(key) ?? Promise.resolve();
+    const run = previous.catch(() => {}).then(() => this.#apply(ref, envelope, from));
+    this.#chains.set(key, run);
+    try {
+      await run;
+    } finally {
+      if (this.#chains.get(key) === run) this.#chains.delete(key);
+    }
+    if (envelope.id) {
+      seen.add(envelope.id);
+      if (seen.size > SEEN_PER_HOST) seen.delete(seen.values().next().value as string);
+    }
+  }
+
+  async #apply(ref: ObjectRef, envelope: EventEnvelope, from: string): Promise<void> {
+    const { store, events, logger } = this.#options;
+    let effect: Effect | undefined;
+    const host = await changeHostStatus(
+      store,
+      ref,
+      (h) => {
+        const installing = h.status?.lastObservedBoot?.phase === 'installing';
+        const signal = interpret(envelope.event, { installing });
+        effect = signal ? effectOf(signal, h.status, this.#now()) : undefined;
+        return effect?.change;
+      },
+      this.#now,
+    );
+    if (effect?.event) {
+      events.event(host, effect.event.type, effect.event.reason, effect.event.message);
+      logger.info({ host: objectKey(ref), from, reason: effect.event.reason }, 'Talos install progress');
+    }
+  }
+}

@@ -1,0 +1,257 @@
+// The event sink over real gRPC (grpc-js server; the simulated machine speaks h2c gRPC from its own
+// loopback address), driving host conditions from the Talos event sequence.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { credentials, makeGenericClientConstructor } from '@grpc/grpc-js';
+import { INSTALL_CONDITIONS } from '../../../src/controllers/baremetalhost/hooks.ts';
+import { EventKind } from '../../../src/runtime/events.ts';
+import type { Resource } from '../../../src/runtime/resource.ts';
+import {
+  configRejectedEvents,
+  diskBootEvents,
+  fetchConfig,
+  installRunEvents,
+  SimulatedTalosMachine,
+  talosArgs,
+} from '../../../src/sim/talos-events.ts';
+import { PUBLISH_PATH, peerAddress } from '../../../src/talos/eventsink.ts';
+import { encodeEventRequest, RESTART_KEXEC } from '../../../src/talos/install-events.ts';
+import { talosProtoRoot } from '../../../src/talos/proto/load.ts';
+import { NAMESPACE } from '../../fixtures/talos/store.ts';
+import { type Harness, startHarness } from './harness.ts';
+
+type Cond = { type: string; status: string; reason: string; message: string };
+const cond = (h: { status?: { conditions?: Cond[] } }, type: string) =>
+  h.status?.conditions?.find((c) => c.type === type);
+
+/** Provisioning with a fetched config: the host is known to the sink by `address`. */
+async function fetched(h: Harness, name: string, address: string): Promise<SimulatedTalosMachine> {
+  await h.setState(name, 'provisioning', 1);
+  const args = await h.talos.hooks.installArgs(await h.host(name), 1);
+  await h.cached(name, (x) => x.status?.talos?.tokenAttempt === 1);
+  const { configURL, eventSink } = talosArgs(args);
+  assert.equal((await fetchConfig(configURL!, { localAddress: address })).status, 200);
+  await h.cached(name, (x) => x.status?.talos?.configFetchedFrom === address);
+  return new SimulatedTalosMachine({ sink: eventSink!, localAddress: address });
+}
+
+async function counter(h: Harness, name: string): Promise<number> {
+  const metric = (await h.registry.getMetricsAsJSON()).find((m) => m.name === name);
+  return (metric?.values ?? []).reduce((n, v) => n + Number(v.value), 0);
+}
+
+async function reasons(h: Harness, host: string): Promise<string[]> {
+  await h.events.flush();
+  const events = await h.store.list<
+    Resource & { involvedObject: { name: string }; reason: string; count: number }
+  >(EventKind, {
+    namespace: NAMESPACE,
+  });
+  return events.items
+    .filter((e) => e.involvedObject.name === host)
+    .flatMap((e) => Array(e.count).fill(e.reason));
+}
+
+test('peer strings of grpc-js become plain addresses', () => {
+  assert.equal(peerAddress('127.0.0.5:40000'), '127.0.0.5');
+  assert.equal(peerAddress('::ffff:10.0.20.7:1234'), '10.0.20.7');
+  assert.equal(peerAddress('[fd00::7]:50000'), 'fd00::7');
+  assert.equal(peerAddress('ipv4:10.0.0.1:9'), '10.0.0.1');
+});
+
+test('the full success sequence: installing, then Installed only with the kexec, then BootedFromDisk and Ready', async (t) => {
+  const h = await startHarness();
+  t.after(() => h.close());
+  const machine = await fetched(h, 'cp-01', '127.0.0.51');
+  t.after(() => machine.close());
+  const run = installRunEvents('talos-cp-01', '127.0.0.51');
+  const kexecAt = run.findIndex(
+    (e) => e.type === 'PhaseEvent' && e.body.phase === 'kexec' && e.body.action === 'START',
+  );
+  const installAt = run.findIndex((e) => e.type === 'PhaseEvent' && e.body.phase === 'install');
+  await machine.publishAll(run.slice(0, installAt));
+  assert.equal(
+    cond(await h.host('cp-01'), INSTALL_CONDITIONS.installed),
+    undefined,
+    'nothing before the install phase',
+  );
+  await machine.publishAll(run.slice(installAt, kexecAt));
+  let host = await h.host('cp-01');
+  assert.deepEqual(
+    [cond(host, INSTALL_CONDITIONS.installed)?.status, cond(host, INSTALL_CONDITIONS.installed)?.reason],
+    ['False', 'Installing'],
+  );
+  assert.equal(host.status?.lastObservedBoot?.phase, 'installing');
+  await machine.publishAll(run.slice(kexecAt));
+  host = await h.host('cp-01');
+  assert.equal(cond(host, INSTALL_CONDITIONS.installed)?.status, 'True');
+  assert.equal(host.status?.lastObservedBoot?.phase, 'installed');
+  assert.equal(cond(host, INSTALL_CONDITIONS.bootedFromDisk), undefined);
+
+  // After the kexec the machine runs its static address (the rendered VLAN 20 address here).
+  const disk = new SimulatedTalosMachine({ sink: h.talos.eventSinkAddress, localAddress: '127.0.0.51' });
+  t.after(() => disk.close());
+  await disk.publishAll(diskBootEvents());
+  host = await h.host('cp-01');
+  assert.equal(cond(host, INSTALL_CONDITIONS.bootedFromDisk)?.status, 'True');
+  assert.equal(cond(host, INSTALL_CONDITIONS.ready)?.status, 'True');
+  assert.equal(host.status?.lastObservedBoot?.phase, 'booted');
+  assert.deepEqual(
+    (await reasons(h, 'cp-01')).filter((r) =>
+      ['Installing', 'Installed', 'BootedFromDisk', 'Ready'].includes(r),
+    ),
+    ['Installing', 'Installed', 'BootedFromDisk', 'Ready'],
+  );
+});
+
+test('once installed, events from the host’s static address (its rendered network) are matched to it', async (t) => {
+  const h = await startHarness();
+  t.after(() => h.close());
+  const { HOST_KIND } = await import('../../../src/talos/kinds.ts');
+  const cp = await h.host('cp-02');
+  await h.store.update(HOST_KIND, {
+    ...cp,
+    spec: { ...cp.spec, network: { ...cp.spec.network!, addresses: ['127.0.0.62/8'] } },
+  });
+  await h.render();
+  const pxe = await fetched(h, 'cp-02', '127.0.0.56');
+  t.after(() => pxe.close());
+  await pxe.publishAll(installRunEvents('talos-cp-02', '127.0.0.56'));
+  const installed = new SimulatedTalosMachine({ sink: h.talos.eventSinkAddress, localAddress: '127.0.0.62' });
+  t.after(() => installed.close());
+  await installed.publishAll(diskBootEvents());
+  const host = await h.host('cp-02');
+  assert.equal(cond(host, INSTALL_CONDITIONS.bootedFromDisk)?.status, 'True');
+  assert.equal(cond(host, INSTALL_CONDITIONS.ready)?.status, 'True');
+  assert.equal(h.talos.eventSink.match('127.0.0.63'), undefined);
+});
+
+test('a config validation error puts InstallFailed with Talos’s message', async (t) => {
+  const h = await startHarness();
+  t.after(() => h.close());
+  const machine = await fetched(h, 'worker-01', '127.0.0.52');
+  t.after(() => machine.close());
+  await machine.publishAll(
+    configRejectedEvents('1 error occurred:\n\t* install disk or diskSelector should be defined'),
+  );
+  const host = await h.host('worker-01');
+  const failed = cond(host, INSTALL_CONDITIONS.installFailed);
+  assert.equal(failed?.status, 'True');
+  assert.equal(failed?.reason, 'ConfigValidationError');
+  assert.equal(failed?.message, '1 error occurred:\n\t* install disk or diskSelector should be defined');
+  assert.equal(cond(host, INSTALL_CONDITIONS.installed), undefined);
+  assert.ok((await reasons(h, 'worker-01')).includes('InstallFailed'));
+});
+
+test('an install sequence that fails (FATAL without unix.Reboot) is InstallFailed, and a later kexec does not make it Installed', async (t) => {
+  const h = await startHarness();
+  t.after(() => h.close());
+  const machine = await fetched(h, 'worker-02', '127.0.0.53');
+  t.after(() => machine.close());
+  await machine.publishAll([
+    { type: 'SequenceEvent', body: { sequence: 'install', action: 'START' } },
+    { type: 'PhaseEvent', body: { phase: 'install', action: 'START' } },
+    {
+      type: 'SequenceEvent',
+      body: {
+        sequence: 'install',
+        action: 'NOOP',
+        error: { code: 'FATAL', message: 'failed to install: disk /dev/sda not found' },
+      },
+    },
+    { type: 'RestartEvent', body: { cmd: 0x01234567 } },
+  ]);
+  const host = await h.host('worker-02');
+  assert.equal(
+    cond(host, INSTALL_CONDITIONS.installFailed)?.message,
+    'failed to install: disk /dev/sda not found',
+  );
+  assert.equal(cond(host, INSTALL_CONDITIONS.installed)?.status, 'False');
+});
+
+test('events from an address that fetched no config are ignored and counted', async (t) => {
+  const h = await startHarness();
+  t.after(() => h.close());
+  await fetched(h, 'cp-02', '127.0.0.54');
+  const before = await h.host('cp-02');
+  const stranger = new SimulatedTalosMachine({ sink: h.talos.eventSinkAddress, localAddress: '127.0.0.99' });
+  t.after(() => stranger.close());
+  const run = installRunEvents('stranger', '127.0.0.99');
+  await stranger.publishAll(run);
+  assert.equal(await counter(h, 'metalbox_talos_events_unmatched_total'), run.length);
+  const after = await h.host('cp-02');
+  assert.equal(after.metadata.resourceVersion, before.metadata.resourceVersion, 'no host changed');
+  assert.equal(cond(after, INSTALL_CONDITIONS.installed), undefined);
+});
+
+test('duplicate events (same id, resent) are idempotent', async (t) => {
+  const h = await startHarness();
+  t.after(() => h.close());
+  const machine = await fetched(h, 'cp-03', '127.0.0.55');
+  t.after(() => machine.close());
+  await machine.publish({ type: 'PhaseEvent', body: { phase: 'install', action: 'START' } }, 'id-install');
+  const restart = { type: 'RestartEvent' as const, body: { cmd: RESTART_KEXEC } };
+  assert.equal(await machine.publish(restart, 'id-restart'), 0);
+  const once = await h.host('cp-03');
+  assert.equal(await machine.publish(restart, 'id-restart'), 0, 'a resent event is acknowledged');
+  assert.equal(
+    await machine.publish({ type: 'PhaseEvent', body: { phase: 'install', action: 'START' } }, 'id-install'),
+    0,
+  );
+  // The same signal under a new id (Talos replaying its buffer after a reconnect) changes nothing either.
+  assert.equal(await machine.publish(restart, 'id-restart-2'), 0);
+  const again = await h.host('cp-03');
+  assert.equal(again.metadata.resourceVersion, once.metadata.resourceVersion);
+  assert.equal(cond(again, INSTALL_CONDITIONS.installed)?.status, 'True');
+  assert.deepEqual(
+    (await reasons(h, 'cp-03')).filter((r) => r === 'Installed'),
+    ['Installed'],
+  );
+});
+
+test('a stock grpc-js client can publish too (interop), and unknown payload types are acknowledged', async (t) => {
+  const h = await startHarness();
+  t.after(() => h.close());
+  const Client = makeGenericClientConstructor(
+    {
+      Publish: {
+        path: PUBLISH_PATH,
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: (b: Buffer) => b,
+        requestDeserialize: (b: Buffer) => b,
+        responseSerialize: (b: Buffer) => b,
+        responseDeserialize: (b: Buffer) => b,
+      },
+    },
+    'EventSinkService',
+  );
+  const client = new Client(h.talos.eventSinkAddress, credentials.createInsecure());
+  t.after(() => client.close());
+  const call = (bytes: Uint8Array) =>
+    new Promise<void>((resolve, reject) =>
+      (client as unknown as { Publish: (b: Buffer, cb: (e: Error | null) => void) => void }).Publish(
+        Buffer.from(bytes),
+        (e) => (e ? reject(e) : resolve()),
+      ),
+    );
+  await call(encodeEventRequest('x1', 'AddressEvent', { hostname: 'h', addresses: ['127.0.0.1'] }));
+  const request = talosProtoRoot().lookupType('events.EventRequest');
+  const unknown = request.encode(
+    request.fromObject({
+      id: 'x2',
+      data: { type_url: 'type.googleapis.com/machine.FutureEvent', value: Buffer.from([8, 1]) },
+    }),
+  );
+  await call(unknown.finish());
+  const byType = (await h.registry.getMetricsAsJSON()).find(
+    (m) => m.name === 'metalbox_talos_events_total',
+  )!.values;
+  assert.deepEqual(
+    byType.map((v) => [v.labels.type, v.value]),
+    [
+      ['AddressEvent', 1],
+      ['unknown', 1],
+    ],
+  );
+});
