@@ -5,7 +5,12 @@
 // sync controllers with an older rendering.
 import { createHash } from 'node:crypto';
 import { MatchboxClient } from '../../matchbox/client.ts';
-import { isMatchboxError, MatchboxConfigError } from '../../matchbox/errors.ts';
+import {
+  isMatchboxError,
+  isUnreachable,
+  MatchboxConfigError,
+  MatchboxUnreachableError,
+} from '../../matchbox/errors.ts';
 import { loadTLSFromFiles, type MatchboxTLS, SECRET_KEYS } from '../../matchbox/tls.ts';
 import type { ResourceStore } from '../../runtime/store.ts';
 import type { EndpointConfig } from './config.ts';
@@ -16,6 +21,9 @@ import { getSecret, SecretUnavailableError, secretValue } from './secrets.ts';
 const CREDENTIALS_REFRESH_MS = 60_000;
 /** ...and sooner after they could not be loaded (a Secret created after the controller started). */
 const CREDENTIALS_RETRY_MS = 5_000;
+
+/** After a call timed out, further calls fail at once for this long (then one probes). */
+const HUNG_HOLD_MS = 5_000;
 
 /** Failures that mean the endpoint did not answer at all (as opposed to refusing one object). */
 const DOWN_REASONS = new Set([
@@ -49,6 +57,8 @@ export class Endpoint {
   #fingerprint: string | undefined;
   #loaded: { at: number; error?: Error } | undefined;
   #loading: Promise<MatchboxClient> | undefined;
+  #hung: { until: number; error: MatchboxUnreachableError } | undefined;
+  #probing = false;
   #locks = new Map<string, Promise<void>>();
   #marks = new Map<string, WriteMark>();
   #closed = false;
@@ -68,10 +78,25 @@ export class Endpoint {
     return `${this.name} (${this.address})`;
   }
 
-  /** Runs one client call, counting it and recording whether the endpoint answered. */
+  /**
+   * Runs one client call, counting it and recording whether the endpoint answered. After a call
+   * timed out (a hung or black-holed server), calls fail at once for a while and then one probe
+   * call is let through: otherwise every reconcile would wait out the deadline on that endpoint
+   * and hold up the endpoints that answer.
+   */
   async call<T>(operation: string, fn: (client: MatchboxClient) => Promise<T>): Promise<T> {
+    const hung = this.#hung;
+    let probe = false;
+    if (hung) {
+      if (Date.now() < hung.until || this.#probing) {
+        this.#metrics.calls.inc({ endpoint: this.name, operation, result: 'held' });
+        throw hung.error;
+      }
+      this.#probing = probe = true;
+    }
     try {
       const result = await fn(await this.#clientNow());
+      this.#hung = undefined;
       this.#metrics.calls.inc({ endpoint: this.name, operation, result: 'ok' });
       this.#metrics.endpointUp.set({ endpoint: this.name }, 1);
       return result;
@@ -79,7 +104,20 @@ export class Endpoint {
       this.#metrics.calls.inc({ endpoint: this.name, operation, result: 'error' });
       const down = !isMatchboxError(error) || DOWN_REASONS.has(error.reason);
       this.#metrics.endpointUp.set({ endpoint: this.name }, down ? 0 : 1);
+      if (isUnreachable(error) && error.failure === 'timeout') {
+        const detail = error.message.replace(/^Matchbox at \S+ is unreachable: /, '');
+        this.#hung = {
+          until: Date.now() + HUNG_HOLD_MS,
+          error: new MatchboxUnreachableError(
+            this.address,
+            'timeout',
+            `${detail} Calls to it are held for ${HUNG_HOLD_MS / 1000}s at a time until it answers again.`,
+          ),
+        };
+      } else if (probe) this.#hung = undefined;
       throw error;
+    } finally {
+      if (probe) this.#probing = false;
     }
   }
 

@@ -16,7 +16,7 @@ export class MatchboxSyncMetrics {
     const registers = [registry];
     this.calls = new Counter({
       name: 'metalbox_matchbox_calls_total',
-      help: 'gRPC calls to a Matchbox endpoint by operation (ProfilePut, GroupList, ...) and result (ok, error).',
+      help: 'gRPC calls to a Matchbox endpoint by operation (ProfilePut, GroupList, ...) and result (ok, error, held: not sent because the endpoint recently timed out).',
       labelNames: ['endpoint', 'operation', 'result'],
       registers,
     });

@@ -179,3 +179,52 @@ test('the endpoint rebuilt with an empty data dir is refilled without user actio
   );
   assert.equal(await metricValue(world.registry, 'metalbox_matchbox_endpoint_up', { endpoint: 'b' }), 1);
 });
+
+test('a hung endpoint (its process stopped) does not hold up the one that answers', async () => {
+  const groups = Array.from({ length: 64 }, (_, i) => ({
+    apiVersion: 'metalbox.io/v1alpha1',
+    kind: 'MatchboxGroup',
+    metadata: { name: `hung-${i}`, namespace: NAMESPACE },
+    spec: {
+      profileRef: { name: 'talos-worker' },
+      selector: { mac: `aa:bb:cc:dd:f0:${i.toString(16).padStart(2, '0')}` },
+    },
+  }));
+  const pid = pair.b.process().pid;
+  process.kill(pid, 'SIGSTOP');
+  try {
+    const started = Date.now();
+    await apply(backend.store, groups as never);
+    const onA = async () => {
+      const { items } = await backend.store.list<GroupObject>(GroupKind, { namespace: NAMESPACE });
+      return items.filter(
+        (g) => g.metadata.name.startsWith('hung-') && endpointEntry(g, pair.a.rpcEndpoint)?.synced,
+      );
+    };
+    await waitFor(async () => (await onA()).length === groups.length, {
+      what: 'every new group on a',
+      timeoutMs: 60_000,
+    });
+    // Waiting out b's 5 s deadline in every reconcile would take 64 / 8 workers × 5 s = 40 s.
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed < 25_000, `a was held up by the hung b for ${elapsed} ms`);
+    const [sample] = await onA();
+    assert.match(
+      endpointEntry(sample, pair.b.rpcEndpoint)?.lastError ?? '',
+      new RegExp(`^Matchbox at ${pair.b.rpcEndpoint} is unreachable: no answer within 5s`),
+    );
+    assert.ok(
+      (await metricValue(world.registry, 'metalbox_matchbox_calls_total', {
+        endpoint: 'b',
+        result: 'held',
+      })) > 0,
+    );
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+  await waitAllSynced(backend.store, 'every object Synced once b answers again', 90_000);
+  assert.equal(
+    (await b.groupList()).filter((g) => g.id.startsWith('metalbox-system.hung-')).length,
+    groups.length,
+  );
+});
