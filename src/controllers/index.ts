@@ -5,6 +5,7 @@ import type { ControllerSpec } from '../runtime/controller.ts';
 import type { EventRecorder } from '../runtime/events.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { ResourceStore } from '../runtime/store.ts';
+import { talosFamily } from '../talos/family.ts';
 import { bareMetalHostFamily } from './baremetalhost/family.ts';
 import { matchboxFamily } from './matchbox/family.ts';
 
@@ -27,4 +28,4 @@ export interface ControllerFamily {
 }
 
 /** Families in start order. Add new families here. */
-export const controllerFamilies: ControllerFamily[] = [matchboxFamily, bareMetalHostFamily];
+export const controllerFamilies: ControllerFamily[] = [matchboxFamily, bareMetalHostFamily, talosFamily];
