@@ -7,10 +7,10 @@ import { Registry } from 'prom-client';
 import { mergeArgs } from '../../src/controllers/baremetalhost/children.ts';
 import { parseHostControllerConfig } from '../../src/controllers/baremetalhost/config.ts';
 import { next } from '../../src/controllers/baremetalhost/context.ts';
-import { buildHostController } from '../../src/controllers/baremetalhost/family.ts';
+import { buildHostController, provideProvisioningHooks } from '../../src/controllers/baremetalhost/family.ts';
 import { resolveBootMac } from '../../src/controllers/baremetalhost/handlers/inspecting.ts';
 import { findConflicts } from '../../src/controllers/baremetalhost/identity.ts';
-import { HOST_KIND } from '../../src/controllers/baremetalhost/kinds.ts';
+import { GROUP_KIND, HOST_KIND, SECRET_KIND } from '../../src/controllers/baremetalhost/kinds.ts';
 import { parseRebootRequest } from '../../src/controllers/baremetalhost/power.ts';
 import { renderStateDocs } from '../../src/controllers/baremetalhost/state-docs.ts';
 import {
@@ -344,4 +344,64 @@ test('boot MAC: the spec value is checked against the inventory; an empty spec t
   const ambiguous = resolveBootMac(undefined, nics('aa:bb:cc:dd:ee:05', 'aa:bb:cc:dd:ee:06'));
   assert.equal(ambiguous.status, 'False');
   assert.match(ambiguous.message, /set spec\.bootMACAddress/);
+});
+
+test('Installed ends the attempt: the group gets the disk answer, the host is provisioned and the hooks hear provisioningEnded once', async () => {
+  const store = new MemoryStore();
+  const ended: string[] = [];
+  const deps = {
+    store,
+    events: new StoreEventRecorder({ store, component: 'test' }),
+    logger: silentLogger,
+    registry: new Registry(),
+    namespace: NS,
+    config: {},
+  };
+  provideProvisioningHooks(deps, {
+    installArgs: async () => [],
+    provisioningEnded: async (h) => {
+      ended.push(h.metadata.name ?? '');
+    },
+  });
+  const built = buildHostController(deps, parseHostControllerConfig({}));
+  try {
+    await built.env.hosts.waitForSync();
+    const secret = await store.create<Resource>(SECRET_KIND, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'h1-bmc', namespace: NS },
+    });
+    const created = await store.create(HOST_KIND, {
+      ...hostObject('h1'),
+      metadata: { name: 'h1', namespace: NS, finalizers: [BMH_FINALIZER] },
+    });
+    await store.updateStatus(HOST_KIND, {
+      ...created,
+      status: {
+        goodCredentials: { name: 'h1-bmc', resourceVersion: secret.metadata.resourceVersion ?? '' },
+        provisioning: { state: 'provisioning', attempt: 1, startedAt: '2026-01-01T00:00:00Z' },
+        conditions: [
+          {
+            type: 'Installed',
+            status: 'True',
+            reason: 'Test',
+            message: '',
+            lastTransitionTime: '2026-01-01T00:00:00Z',
+          },
+        ],
+      },
+    });
+    for (let i = 0; i < 2; i++) await reconcileHost(built.env, { namespace: NS, name: 'h1' }, silentLogger);
+    const host = await store.get<Host>(HOST_KIND, { namespace: NS, name: 'h1' });
+    assert.equal(host.status?.provisioning?.state, 'provisioned');
+    assert.equal(host.status?.provisioning?.startedAt, undefined);
+    const group = await store.get<MatchboxGroup & Resource>(GROUP_KIND, { namespace: NS, name: 'h1-boot' });
+    assert.equal(group.spec.profileRef.name, 'h1-disk');
+    assert.deepEqual(group.spec.selector, { mac: 'aa:bb:cc:dd:ee:01' });
+    assert.equal(group.metadata.ownerReferences?.[0]?.uid, host.metadata.uid);
+    assert.deepEqual(ended, ['h1']);
+  } finally {
+    await built.stop();
+    await store.close();
+  }
 });

@@ -418,6 +418,13 @@ async function finish(
   result: HandlerResult,
   opts: { fromHandler: boolean },
 ): Promise<ReconcileResult> {
+  // An install attempt ended in this reconcile (done, failed, withdrawn, deleted): revoke its tokens.
+  if (
+    ctx.host.status?.provisioning?.startedAt !== undefined &&
+    ctx.status.provisioning?.startedAt === undefined
+  ) {
+    await ctx.env.hooks().provisioningEnded({ ...ctx.host, status: ctx.status });
+  }
   if (result.kind === 'gone') return {};
   const state = ctx.state ?? INITIAL_STATE;
   let requeueAfter: number | undefined;

@@ -7,6 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
+import { provideProvisioningHooks } from '../../../src/controllers/baremetalhost/family.ts';
+import type { ProvisioningHooks } from '../../../src/controllers/baremetalhost/hooks.ts';
 import { HOST_KIND, SECRET_KIND } from '../../../src/controllers/baremetalhost/kinds.ts';
 import { controllerFamilies } from '../../../src/controllers/index.ts';
 import type { BareMetalHost, BareMetalHostSpec } from '../../../src/crds/baremetalhost.ts';
@@ -58,6 +60,12 @@ export interface WorldOptions {
   hostConfig?: Record<string, unknown>;
 }
 
+/** How the simulated machines behave (changeable between tests). */
+export interface MachineSettings {
+  pollMs: number;
+  installMs: number;
+}
+
 /** Fast timings for tests; sushy-tools applies power changes 1-11 s after a request. */
 export const TEST_HOST_CONFIG = {
   waitPollSeconds: 0.5,
@@ -87,6 +95,9 @@ export class World {
   readonly systems: HostSystem[];
   readonly ipmiSystem: HostSystem | undefined;
   hostConfig: Record<string, unknown>;
+  machineSettings: MachineSettings = { pollMs: 300, installMs: 500 };
+  /** OS-config hooks handed to the host controller (default: none). */
+  hooks: ProvisioningHooks | undefined;
   registry = new Registry();
   #controller: { manager: Manager; stops: (() => Promise<void>)[]; events: StoreEventRecorder } | undefined;
 
@@ -192,6 +203,7 @@ export class World {
       namespace: NAMESPACE,
       config: this.config(),
     };
+    if (this.hooks) provideProvisioningHooks(deps, this.hooks);
     const manager = new Manager({
       store: this.store,
       registry: this.registry,
@@ -301,8 +313,8 @@ export class World {
       bmc: system.view(),
       matchboxUrls: [this.pair.a.httpURL, this.pair.b.httpURL],
       reporter: storeInstallReporter(this.store, { namespace: NAMESPACE, name }),
-      pollMs: 300,
-      installMs: 500,
+      pollMs: this.machineSettings.pollMs,
+      installMs: this.machineSettings.installMs,
       logger: this.logs,
       diskInstalled,
     });
@@ -315,6 +327,15 @@ export class World {
     const m = this.machines.get(name);
     assert.ok(m, `no simulated machine ${name}`);
     return m;
+  }
+
+  async setSecretPassword(name: string, password: string): Promise<void> {
+    const secret = await this.store.get<Resource & { data: Record<string, string> }>(SECRET_KIND, {
+      namespace: NAMESPACE,
+      name: `${name}-bmc`,
+    });
+    secret.data = { ...secret.data, password: b64(password) };
+    await this.store.update(SECRET_KIND, secret);
   }
 
   async host(name: string): Promise<Host> {

@@ -22,10 +22,8 @@ export const deleting: Handler = async (ctx) => {
   const waitMs = env.config.waitPollSeconds * 1000;
   const detached = ctx.annotation(BMH_ANNOTATIONS.detached) !== undefined;
   const p = ctx.status.provisioning;
-  if (p?.startedAt !== undefined) {
-    await env.hooks().provisioningEnded(ctx.host);
-    delete p.startedAt;
-  }
+  // Ends a running install attempt (the dispatcher tells the hooks).
+  if (p?.startedAt !== undefined) delete p.startedAt;
   if (mayPowerOff(ctx)) {
     const state = await observePower(ctx);
     if (state !== 'off') {

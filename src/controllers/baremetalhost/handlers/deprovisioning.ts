@@ -9,10 +9,8 @@ import { CONDITIONS, observePower } from '../power.ts';
 export const deprovisioning: Handler = async (ctx) => {
   const waitMs = ctx.env.config.waitPollSeconds * 1000;
   const p = ctx.provisioning();
-  if (p.startedAt !== undefined) {
-    await ctx.env.hooks().provisioningEnded(ctx.host);
-    delete p.startedAt;
-  }
+  // Ends a running install attempt (the dispatcher tells the hooks).
+  if (p.startedAt !== undefined) delete p.startedAt;
   const state = await observePower(ctx);
   if (state !== 'off') {
     if (state !== 'poweringOff' && !ctx.env.power.settling(ctx.key, ctx.now().getTime())) {
