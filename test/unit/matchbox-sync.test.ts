@@ -5,9 +5,13 @@ import { describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import { controllerFamilies } from '../../src/controllers/index.ts';
 import { MatchboxSyncConfigError, parseMatchboxSyncConfig } from '../../src/controllers/matchbox/config.ts';
+import type { Endpoint } from '../../src/controllers/matchbox/endpoints.ts';
 import { matchboxFamily } from '../../src/controllers/matchbox/family.ts';
+import type { GroupObject, ProfileObject } from '../../src/controllers/matchbox/kinds.ts';
+import { MatchboxSyncMetrics } from '../../src/controllers/matchbox/metrics.ts';
 import { ReferenceIndex } from '../../src/controllers/matchbox/references.ts';
 import { endpointStatuses, syncedCondition } from '../../src/controllers/matchbox/status.ts';
+import { verifyGroupBootAnswer } from '../../src/controllers/matchbox/verify.ts';
 import { MatchboxUnreachableError } from '../../src/matchbox/errors.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
 import { MemoryStore } from '../../src/stores/memory.ts';
@@ -183,5 +187,84 @@ describe('matchbox controller family', () => {
       matchboxFamily.build(deps({ matchbox: { endpoints: 'x' } })),
       MatchboxSyncConfigError,
     );
+  });
+});
+
+describe('boot answer verification', () => {
+  // Nothing listens on port 9 (discard): a check that does go out fails.
+  const endpoints = [
+    { name: 'a', address: 'a:1', httpURL: 'http://127.0.0.1:9', timeoutMs: 500 },
+    { name: 'b', address: 'b:1', httpURL: 'http://127.0.0.1:9', timeoutMs: 500 },
+  ] as unknown as Endpoint[];
+  const current = (generation: number) => ({
+    endpoints: [
+      { endpoint: 'a:1', observedGeneration: generation, synced: true },
+      { endpoint: 'b:1', observedGeneration: generation, synced: true },
+    ],
+  });
+  const profile = {
+    apiVersion: 'metalbox.io/v1alpha1',
+    kind: 'MatchboxProfile',
+    metadata: { name: 'p', namespace: 'ns', generation: 3 },
+    spec: { kernel: '/k', args: ['x=1'] },
+    status: current(3),
+  } as unknown as ProfileObject;
+  const verified = {
+    type: 'BootAnswerVerified',
+    status: 'True' as const,
+    reason: 'Verified',
+    message: 'GET /ipxe?mac=aa:bb:cc:dd:ee:01 boots MatchboxProfile ns/p (generation 3) on: a, b',
+    observedGeneration: 2,
+    lastTransitionTime: '2026-01-01T00:00:00Z',
+  };
+  const group = (conditions: unknown[]) =>
+    ({
+      apiVersion: 'metalbox.io/v1alpha1',
+      kind: 'MatchboxGroup',
+      metadata: { name: 'g', namespace: 'ns', generation: 2 },
+      spec: { profileRef: { name: 'p' }, selector: { mac: 'aa:bb:cc:dd:ee:01' } },
+      status: { ...current(2), conditions },
+    }) as unknown as GroupObject;
+  const input = (g: GroupObject, p: ProfileObject = profile, written = new Set<string>()) => ({
+    group: g,
+    rendered: { id: 'ns.g', profile: 'ns.p', selector: { mac: 'aa:bb:cc:dd:ee:01' }, metadata: {} },
+    status: g.status!,
+    profile: p,
+    endpoints,
+    written,
+    metrics: new MatchboxSyncMetrics(new Registry()),
+  });
+
+  it('keeps a True verdict computed from the same group and profile generations without asking again', async () => {
+    const result = await verifyGroupBootAnswer(input(group([verified])));
+    assert.deepEqual(result, { condition: verified, failed: false });
+  });
+
+  it('asks again when the profile changed or the group was just written, and reports who did not answer', async () => {
+    const newer = {
+      ...profile,
+      metadata: { ...profile.metadata, generation: 4 },
+      status: current(4),
+    } as ProfileObject;
+    for (const result of [
+      await verifyGroupBootAnswer(input(group([verified]), newer)),
+      await verifyGroupBootAnswer(input(group([verified]), profile, new Set(['a:1']))),
+    ]) {
+      assert.equal(result.failed, true);
+      assert.equal(result.condition?.status, 'False');
+      assert.equal(result.condition?.reason, 'HTTPUnreachable');
+      assert.match(
+        result.condition!.message,
+        /^GET \/ipxe\?mac=aa:bb:cc:dd:ee:01 does not boot MatchboxProfile ns\/p/,
+      );
+    }
+  });
+
+  it('waits, without asking, while the profile is on no endpoint yet', async () => {
+    const unsynced = { ...profile, status: {} } as ProfileObject;
+    const result = await verifyGroupBootAnswer(input(group([]), unsynced));
+    assert.equal(result.failed, false);
+    assert.equal(result.condition?.status, 'Unknown');
+    assert.equal(result.condition?.reason, 'WaitingForSync');
   });
 });

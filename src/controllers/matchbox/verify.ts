@@ -30,8 +30,8 @@ export interface VerifyResult {
   failed: boolean;
 }
 
-/** `... (generation 3) ... on: a, b`: what a True condition was computed from, so it is not re-checked. */
-const VERIFIED_FROM = /\(generation (\d+)\) .* on: (.*)$/;
+/** `... (generation 3) on: a, b`: what a True condition was computed from, so it is not re-checked. */
+const VERIFIED_FROM = /\(generation (\d+)\) on: (.*)$/;
 
 export async function verifyGroupBootAnswer(input: VerifyInput): Promise<VerifyResult> {
   const { group, rendered, status, profile, endpoints, written, metrics } = input;
