@@ -5,7 +5,7 @@
  * and turns exhaustion into an EtcdUnavailableError that says whether quorum or connectivity is
  * missing. The library's own retry is off: a write retried behind our back could commit twice.
  */
-import { credentials as grpcCredentials, Metadata } from '@grpc/grpc-js';
+import { type CallOptions, credentials as grpcCredentials, Metadata } from '@grpc/grpc-js';
 import { Etcd3, type IOptions } from 'etcd3';
 
 export interface EtcdConnectionOptions {
@@ -35,7 +35,7 @@ export class EtcdUnavailableError extends Error {
       NoQuorum:
         'etcd has no quorum (no leader): fewer than a majority of its members are running; the change was not committed',
       Unreachable: `no etcd member answered (tried ${hosts.join(', ')})`,
-      Timeout: 'etcd did not answer in time',
+      Timeout: 'etcd did not answer in time (a majority of its members may be down or overloaded)',
     }[reason];
     super(`${what}: ${why}${cause instanceof Error ? ` (last error: ${cause.message})` : ''}`);
     this.name = 'EtcdUnavailableError';
@@ -71,10 +71,15 @@ export interface EtcdConnection {
   client: Etcd3;
   hosts: string[];
   /**
-   * Runs `fn` (one attempt) until it succeeds, fails with a non-transport error, or the request
-   * timeout passes. `onRetry` runs before each retry (so a write can note its outcome is unknown).
+   * Runs `fn` (one attempt, to be given `options` as its call options: they bound it by the time
+   * left) until it succeeds, fails with a non-transport error, or the request timeout passes.
+   * `onRetry` runs before each retry (so a write can note its outcome is unknown).
    */
-  call<T>(what: string, fn: () => Promise<T>, onRetry?: (error: unknown) => void): Promise<T>;
+  call<T>(
+    what: string,
+    fn: (options: CallOptions) => Promise<T>,
+    onRetry?: (error: unknown) => void,
+  ): Promise<T>;
   close(): void;
 }
 
@@ -104,13 +109,20 @@ export function connectEtcd(options: EtcdConnectionOptions): EtcdConnection {
   if (options.auth) clientOptions.auth = { ...options.auth };
   const client = new Etcd3(clientOptions);
 
-  const call = async <T>(what: string, fn: () => Promise<T>, onRetry?: (e: unknown) => void): Promise<T> => {
+  const call = async <T>(
+    what: string,
+    fn: (options: CallOptions) => Promise<T>,
+    onRetry?: (e: unknown) => void,
+  ): Promise<T> => {
     const deadline = Date.now() + requestTimeoutMs;
     let noLeader = false;
     let answered = false;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await fn();
+        return await fn({
+          deadline: Math.min(Date.now() + attemptTimeoutMs, Math.max(deadline, Date.now() + 100)),
+          credentials: requireLeader,
+        });
       } catch (error) {
         const kind = classify(error);
         if (kind === 'access') throw new EtcdAccessError(what, error as Error);

@@ -97,8 +97,8 @@ export class EtcdStore implements ResourceStore {
 
   /** The store's current revision. */
   async revision(): Promise<number> {
-    const res = await this.#conn.call('read the etcd revision', () =>
-      this.#conn.client.kv.range({ key: Buffer.from(`${this.prefix}/`), limit: 1, keys_only: true }),
+    const res = await this.#conn.call('read the etcd revision', (o) =>
+      this.#conn.client.kv.range({ key: Buffer.from(`${this.prefix}/`), limit: 1, keys_only: true }, o),
     );
     return Number(res.header.revision);
   }
@@ -106,8 +106,8 @@ export class EtcdStore implements ResourceStore {
   /** Drops history up to `revision` (default: now): watches from before it are Gone. */
   async compact(revision?: number): Promise<void> {
     const rev = revision ?? (await this.revision());
-    await this.#conn.call('compact etcd', () =>
-      this.#conn.client.kv.compact({ revision: String(rev), physical: true }),
+    await this.#conn.call('compact etcd', (o) =>
+      this.#conn.client.kv.compact({ revision: String(rev), physical: true }, o),
     );
   }
 
@@ -146,13 +146,16 @@ export class EtcdStore implements ResourceStore {
     let revision: string | undefined;
     let from = prefix;
     for (;;) {
-      const page: IRangeResponse = await this.#conn.call(`list ${kind.plural}`, () =>
-        this.#conn.client.kv.range({
-          key: from,
-          range_end: end,
-          limit: this.#pageSize,
-          ...(revision === undefined ? {} : { revision }),
-        }),
+      const page: IRangeResponse = await this.#conn.call(`list ${kind.plural}`, (o) =>
+        this.#conn.client.kv.range(
+          {
+            key: from,
+            range_end: end,
+            limit: this.#pageSize,
+            ...(revision === undefined ? {} : { revision }),
+          },
+          o,
+        ),
       );
       revision ??= page.header.revision;
       for (const kv of page.kvs) {
@@ -393,12 +396,15 @@ export class EtcdStore implements ResourceStore {
     let uncertain = false;
     const res: ITxnResponse = await this.#conn.call(
       `${verb} ${describe(kind, ref)}`,
-      () =>
-        this.#conn.client.kv.txn({
-          compare: [{ key, target: 'Mod', result: 'Equal', mod_revision: expected }],
-          success: [value ? { request_put: { key, value } } : { request_delete_range: { key } }],
-          failure: [{ request_range: { key } }],
-        }),
+      (o) =>
+        this.#conn.client.kv.txn(
+          {
+            compare: [{ key, target: 'Mod', result: 'Equal', mod_revision: expected }],
+            success: [value ? { request_put: { key, value } } : { request_delete_range: { key } }],
+            failure: [{ request_range: { key } }],
+          },
+          o,
+        ),
       () => {
         uncertain = true;
       },
@@ -417,8 +423,8 @@ export class EtcdStore implements ResourceStore {
       throw new NotFoundError(describe(kind, ref));
     }
     const key = Buffer.from(this.keyOf(kind, ref));
-    const res = await this.#conn.call(`get ${describe(kind, ref)}`, () =>
-      this.#conn.client.kv.range({ key }),
+    const res = await this.#conn.call(`get ${describe(kind, ref)}`, (o) =>
+      this.#conn.client.kv.range({ key }, o),
     );
     const kv = res.kvs[0];
     if (!kv) throw new NotFoundError(describe(kind, ref));
