@@ -11,6 +11,7 @@ import { connect as netConnect } from 'node:net';
 import { PUBLISH_PATH } from '../talos/eventsink.ts';
 import { encodeEventRequest, RESTART_KEXEC } from '../talos/install-events.ts';
 import type { EventType } from '../talos/proto/load.ts';
+import type { InstallReporter } from './reporter.ts';
 
 export interface SimEvent {
   type: EventType;
@@ -41,6 +42,11 @@ const phases = (...names: string[]) => names.flatMap((n) => [phase(n, 'START'), 
 
 /** The PXE run after the config was fetched: the rest of initialize, then the install sequence ending in kexec. */
 export function installRunEvents(hostname: string, address: string): SimEvent[] {
+  return [...installStartEvents(hostname, address), ...installFinishEvents()];
+}
+
+/** From the loaded config to the install phase running. */
+export function installStartEvents(hostname: string, address: string): SimEvent[] {
   return [
     seq('initialize', 'START'),
     stage('BOOTING'),
@@ -52,6 +58,12 @@ export function installRunEvents(hostname: string, address: string): SimEvent[] 
     phase('install', 'START'),
     stage('INSTALLING'),
     task('install', 'START'),
+  ];
+}
+
+/** From the installer's end to the kexec into the installed system. */
+export function installFinishEvents(): SimEvent[] {
+  return [
     task('install', 'STOP'),
     phase('install', 'STOP'),
     ...phases('meta', 'saveMeta', 'volumeFinalize', 'stopEverything'),
@@ -128,6 +140,8 @@ export class SimulatedTalosMachine {
         }),
     });
     this.#session.on('error', () => {});
+    // An idle simulated machine must not keep the process alive.
+    this.#session.unref();
     return this.#session;
   }
 
@@ -258,4 +272,25 @@ export async function simulateTalosInstall(options: SimulatedInstallOptions): Pr
     machine.close();
   }
   return fetched.body;
+}
+
+/**
+ * SIMULATION: an InstallReporter for src/sim/machine.ts that reports the way Talos does, by
+ * publishing the real event sequence to the event sink: config fetched → the install run up to the
+ * installer, installed → the rest of it through the kexec, booted → the disk boot. `localAddress`
+ * must be the address the machine fetched its config from (the sink matches events by it).
+ */
+export function talosEventReporter(
+  options: SimulatedMachineOptions & { hostname?: string },
+): InstallReporter {
+  const machine = new SimulatedTalosMachine(options);
+  const address = options.localAddress ?? '127.0.0.1';
+  return {
+    async report(milestone) {
+      if (milestone === 'config-fetched')
+        await machine.publishAll(installStartEvents(options.hostname ?? 'talos', address));
+      else if (milestone === 'installed') await machine.publishAll(installFinishEvents());
+      else await machine.publishAll(diskBootEvents());
+    },
+  };
 }
