@@ -51,6 +51,9 @@ export const STORE_FLAGS_HELP = `Store flags:
   --etcd-cert, --etcd-key <file>  etcd client certificate and key (client-cert-auth)
   --etcd-user <name>            etcd username; password from --etcd-password-file or
                                 $METALBOX_ETCD_PASSWORD (never on the command line)
+  Each may come from the environment instead: METALBOX_STORE, METALBOX_ENCRYPTION_KEY_FILE,
+  METALBOX_ETCD_CACERT, METALBOX_ETCD_CERT, METALBOX_ETCD_KEY, METALBOX_ETCD_USER,
+  METALBOX_ETCD_PASSWORD_FILE (a flag wins over its variable).
 `;
 
 /** The values parseArgs produced for storeFlagOptions. */
@@ -114,6 +117,14 @@ export function describeStore(spec: StoreSpec): string {
   }
 }
 
+/** Flags an operator can set once in the environment (e.g. /etc/default/metalbox). */
+const ENV_FALLBACK = {
+  'etcd-cacert': 'METALBOX_ETCD_CACERT',
+  'etcd-cert': 'METALBOX_ETCD_CERT',
+  'etcd-key': 'METALBOX_ETCD_KEY',
+  'etcd-password-file': 'METALBOX_ETCD_PASSWORD_FILE',
+} as const;
+
 export interface OpenedStore {
   store: ResourceStore;
   spec: StoreSpec;
@@ -146,7 +157,8 @@ export async function openStore(
       '--encryption-key-file does not apply to --store kube (the apiserver encrypts Secrets)',
     );
   }
-  const keyFile = values['encryption-key-file'];
+  const keyFile =
+    values['encryption-key-file'] ?? (spec.type === 'kube' ? undefined : env.METALBOX_ENCRYPTION_KEY_FILE);
   const keyring = keyFile === undefined ? undefined : await Keyring.fromFile(keyFile);
   switch (spec.type) {
     case 'kube': {
@@ -169,7 +181,7 @@ export async function openStore(
     case 'etcd': {
       const { EtcdStore } = await import('../stores/etcd.ts');
       const read = (flag: 'etcd-cacert' | 'etcd-cert' | 'etcd-key' | 'etcd-password-file') => {
-        const path = values[flag];
+        const path = values[flag] ?? env[ENV_FALLBACK[flag]];
         if (path === undefined) return undefined;
         try {
           return readFileSync(path);
@@ -186,7 +198,7 @@ export async function openStore(
         throw new StoreFlagError('--etcd-cert and --etcd-key go together');
       }
       if (cert && !ca) throw new StoreFlagError('--etcd-cert needs --etcd-cacert (TLS)');
-      const user = values['etcd-user'];
+      const user = values['etcd-user'] ?? env.METALBOX_ETCD_USER;
       const password =
         read('etcd-password-file')
           ?.toString('utf8')
