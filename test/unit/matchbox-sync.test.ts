@@ -176,7 +176,21 @@ describe('matchbox controller family', () => {
       [
         ['matchboxprofile-sync', 'MatchboxProfile', ['Secret']],
         ['matchboxgroup-sync', 'MatchboxGroup', ['MatchboxProfile']],
+        ['matchboxgroup-bootanswer', 'MatchboxGroup', ['MatchboxProfile']],
       ],
+    );
+    await built.stop?.();
+  });
+
+  it('leaves boot-answer verification out when it is turned off', async () => {
+    const built = await matchboxFamily.build(
+      deps({
+        matchbox: { endpoints: [{ name: 'a', endpoint: 'mb:8081', tls: files }], verifyBootAnswers: false },
+      }),
+    );
+    assert.deepEqual(
+      built.controllers.map((c) => c.name),
+      ['matchboxprofile-sync', 'matchboxgroup-sync'],
     );
     await built.stop?.();
   });

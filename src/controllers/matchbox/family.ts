@@ -2,6 +2,7 @@
 // MatchboxProfile and MatchboxGroup sync controllers (the only code that talks to Matchbox) and
 // the per-endpoint drift scans.
 
+import type { ControllerSpec } from '../../runtime/controller.ts';
 import { withFields } from '../../runtime/logger.ts';
 import type { ControllerDeps, ControllerFamily } from '../index.ts';
 import { type MatchboxSyncConfig, parseMatchboxSyncConfig } from './config.ts';
@@ -11,6 +12,8 @@ import { EndpointPool } from './endpoints.ts';
 import { matchboxGroupController } from './group.ts';
 import { MatchboxSyncMetrics } from './metrics.ts';
 import { matchboxProfileController } from './profile.ts';
+import { ReferenceIndex } from './references.ts';
+import { matchboxBootAnswerController } from './verify.ts';
 
 /** Everything the family built, for tests and benchmarks that drive it directly. */
 export interface MatchboxSync {
@@ -18,7 +21,7 @@ export interface MatchboxSync {
   pool: EndpointPool;
   metrics: MatchboxSyncMetrics;
   drift: DriftSchedule;
-  controllers: ReturnType<typeof matchboxProfileController>[];
+  controllers: ControllerSpec[];
   stop(): Promise<void>;
 }
 
@@ -46,15 +49,22 @@ export function buildMatchboxSync(deps: ControllerDeps, config: MatchboxSyncConf
     events: deps.events,
     arm: (signal: AbortSignal) => drift.arm(signal),
   };
-  const controllers = [
+  /** Group → profile: kept by the group sync, read by both group controllers' profile watches. */
+  const profileRefs = new ReferenceIndex();
+  const controllers: ControllerSpec[] = [
     matchboxProfileController({ ...syncDeps, workers: Math.min(config.workers, 4) }),
     matchboxGroupController({
       ...syncDeps,
       workers: config.workers,
       verifyBootAnswers: config.verifyBootAnswers,
-      metrics,
+      profileRefs,
     }),
   ];
+  if (config.verifyBootAnswers) {
+    controllers.push(
+      matchboxBootAnswerController({ store: deps.store, events: deps.events, pool, metrics, profileRefs }),
+    );
+  }
   return {
     config,
     pool,

@@ -7,8 +7,7 @@ import { addFinalizer, hasFinalizer } from '../../runtime/finalizers.ts';
 import { describe, objectKey, refOf } from '../../runtime/resource.ts';
 import type { Endpoint } from './endpoints.ts';
 import { GroupKind, type GroupObject, ProfileKind, type ProfileObject } from './kinds.ts';
-import type { MatchboxSyncMetrics } from './metrics.ts';
-import { ReferenceIndex } from './references.ts';
+import type { ReferenceIndex } from './references.ts';
 import {
   BOOT_ANSWER_VERIFIED,
   errorText,
@@ -26,9 +25,8 @@ import {
   onEveryEndpoint,
   type SyncDeps,
   syncStatus,
-  writeStatus,
+  updateStatus,
 } from './sync.ts';
-import { verifyGroupBootAnswer } from './verify.ts';
 
 export async function putGroup(endpoint: Endpoint, group: Group): Promise<void> {
   await endpoint.call('GroupPut', (c) => c.groupPut(group));
@@ -38,22 +36,12 @@ export async function deleteGroup(endpoint: Endpoint, id: string): Promise<void>
   await endpoint.call('GroupDelete', (c) => c.groupDelete(id));
 }
 
-/** What Matchbox served the group's MAC differs from the profile, or its HTTP API did not answer. */
-export class BootAnswerError extends Error {
-  readonly reason: string;
-  constructor(what: string, condition: ConditionInput) {
-    super(`${what}: ${condition.message}`);
-    this.name = 'BootAnswerError';
-    this.reason = condition.reason;
-  }
-}
-
 export function matchboxGroupController(
-  deps: SyncDeps & { workers?: number; verifyBootAnswers: boolean; metrics: MatchboxSyncMetrics },
+  deps: SyncDeps & { workers?: number; verifyBootAnswers: boolean; profileRefs: ReferenceIndex },
 ): ControllerSpec {
-  const { store, pool, events } = deps;
-  /** Group → the profile it refers to: a profile change re-checks its groups. */
-  const profileRefs = new ReferenceIndex();
+  const { store, pool } = deps;
+  /** Group → the profile it refers to (shared with the verification controller). */
+  const { profileRefs } = deps;
 
   return {
     name: 'matchboxgroup-sync',
@@ -80,18 +68,20 @@ export function matchboxGroupController(
       } catch (error) {
         if (!(error instanceof RenderError)) throw error;
         const generation = obj.metadata.generation ?? 1;
-        const next = withCondition(
-          { ...(obj.status ?? {}), observedGeneration: generation },
-          {
-            type: SYNCED,
-            status: 'False',
-            reason: 'InvalidSpec',
-            message: errorText(error),
-            observedGeneration: generation,
-          },
-          new Date(),
+        const now = new Date();
+        await updateStatus(deps, GroupKind, obj, (status) =>
+          withCondition(
+            { ...status, observedGeneration: generation },
+            {
+              type: SYNCED,
+              status: 'False',
+              reason: 'InvalidSpec',
+              message: errorText(error),
+              observedGeneration: generation,
+            },
+            now,
+          ),
         );
-        await writeStatus(store, events, GroupKind, obj, next);
         return;
       }
       const id = rendered.id;
@@ -124,37 +114,18 @@ export function matchboxGroupController(
         });
         return 'written';
       });
-      const now = new Date();
-      let next = syncStatus(obj, pool, id, outcomes, now);
-
       // A group whose profile is missing is still written (it starts working when the profile
       // appears), but says why Matchbox answers its machines with 404 meanwhile.
       const profile = await getProfile(profileRef);
-      next = withCondition(next, profileCondition(profileRef, profile, generation), now);
-
-      let verifyError: BootAnswerError | undefined;
-      if (deps.verifyBootAnswers) {
-        const written = new Set([...outcomes].filter(([, o]) => o.type === 'written').map(([a]) => a));
-        const verdict = await verifyGroupBootAnswer({
-          group: obj,
-          rendered,
-          status: next,
-          profile,
-          endpoints: pool.endpoints,
-          written,
-          metrics: deps.metrics,
-        });
-        next = verdict.condition
-          ? withCondition(next, verdict.condition, now)
-          : withoutCondition(next, BOOT_ANSWER_VERIFIED);
-        if (verdict.failed && verdict.condition) verifyError = new BootAnswerError(what, verdict.condition);
-      } else {
-        next = withoutCondition(next, BOOT_ANSWER_VERIFIED);
-      }
-      await writeStatus(store, events, GroupKind, obj, next);
+      const now = new Date();
+      await updateStatus(deps, GroupKind, obj, (status) => {
+        let next = syncStatus(status, generation, pool, id, outcomes, now);
+        next = withCondition(next, profileCondition(profileRef, profile, generation), now);
+        // BootAnswerVerified belongs to the verification controller, when it runs.
+        return deps.verifyBootAnswers ? next : withoutCondition(next, BOOT_ANSWER_VERIFIED);
+      });
       const failures = failuresOf(outcomes);
       if (failures.size > 0) throw new EndpointsFailedError(what, 'writing it', failures, pool.endpoints);
-      if (verifyError) throw verifyError;
     },
   };
 

@@ -19,7 +19,7 @@ import {
   onEveryEndpoint,
   type SyncDeps,
   syncStatus,
-  writeStatus,
+  updateStatus,
 } from './sync.ts';
 
 /** Writes the profile to one endpoint: its generic template first, so the profile never links to nothing. */
@@ -54,7 +54,7 @@ export async function genericConfig(
 }
 
 export function matchboxProfileController(deps: SyncDeps & { workers?: number }): ControllerSpec {
-  const { store, pool, events } = deps;
+  const { store, pool } = deps;
   /** Profile → the Secret its generic template comes from. */
   const secretRefs = new ReferenceIndex();
   /** endpoint address → profile id → sha256 of the generic template last written there. */
@@ -139,8 +139,10 @@ export function matchboxProfileController(deps: SyncDeps & { workers?: number })
         written.set(id, hash);
         return 'written';
       });
-      const next = syncStatus(obj, pool, id, outcomes, new Date());
-      await writeStatus(store, events, ProfileKind, obj, next);
+      const now = new Date();
+      await updateStatus(deps, ProfileKind, obj, (status) =>
+        syncStatus(status, generation, pool, id, outcomes, now),
+      );
       const failures = failuresOf(outcomes);
       if (failures.size > 0) throw new EndpointsFailedError(what, 'writing it', failures, pool.endpoints);
     },
@@ -149,11 +151,19 @@ export function matchboxProfileController(deps: SyncDeps & { workers?: number })
   /** Synced=False for a reason no endpoint write can fix (bad spec, missing Secret). */
   async function reportBlocked(obj: ProfileObject, reason: string, message: string): Promise<void> {
     const generation = obj.metadata.generation ?? 1;
-    const next = withCondition(
-      { ...(obj.status ?? {}), observedGeneration: generation },
-      { type: SYNCED, status: 'False', reason, message: errorText(message), observedGeneration: generation },
-      new Date(),
+    const now = new Date();
+    await updateStatus(deps, ProfileKind, obj, (status) =>
+      withCondition(
+        { ...status, observedGeneration: generation },
+        {
+          type: SYNCED,
+          status: 'False',
+          reason,
+          message: errorText(message),
+          observedGeneration: generation,
+        },
+        now,
+      ),
     );
-    await writeStatus(store, events, ProfileKind, obj, next);
   }
 }

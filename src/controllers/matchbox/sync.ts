@@ -2,9 +2,11 @@
 // every endpoint (one failing endpoint never stops the others), writing status only when it
 // changed, and removal from every endpoint before the finalizer goes.
 import type { Condition } from '../../runtime/conditions.ts';
+import { isConflict } from '../../runtime/errors.ts';
 import type { EventRecorder } from '../../runtime/events.ts';
 import { hasFinalizer, removeFinalizer } from '../../runtime/finalizers.ts';
 import { describe, type Resource, type ResourceKind, refOf } from '../../runtime/resource.ts';
+import { retryOnConflict } from '../../runtime/retry.ts';
 import type { ResourceStore } from '../../runtime/store.ts';
 import type { Endpoint, EndpointPool } from './endpoints.ts';
 import {
@@ -87,18 +89,17 @@ export function endpointNames(pool: EndpointPool): Map<string, string> {
   return new Map(pool.endpoints.map((e) => [e.address, e.name]));
 }
 
-/** The status after this reconcile's writes: endpoint entries and the Synced condition. */
+/** `status` after this reconcile's writes: endpoint entries and the Synced condition. */
 export function syncStatus(
-  obj: SyncedObject,
+  status: SyncStatus,
+  generation: number,
   pool: EndpointPool,
   matchboxId: string,
   outcomes: ReadonlyMap<string, EndpointOutcome>,
   now: Date,
 ): SyncStatus {
-  const generation = obj.metadata.generation ?? 1;
-  const previous = obj.status ?? {};
-  const endpoints = endpointStatuses(previous.endpoints, pool.endpoints, generation, outcomes, now);
-  const next: SyncStatus = { ...previous, observedGeneration: generation, matchboxId, endpoints };
+  const endpoints = endpointStatuses(status.endpoints, pool.endpoints, generation, outcomes, now);
+  const next: SyncStatus = { ...status, observedGeneration: generation, matchboxId, endpoints };
   return withCondition(
     next,
     syncedCondition(endpoints, generation, endpointNames(pool), failuresOf(outcomes)),
@@ -107,23 +108,40 @@ export function syncStatus(
 }
 
 /**
- * Writes `next` as the object's status unless it says what the stored one says. A Synced
- * condition turning False is also an Event, so `kubectl describe` shows when and why.
+ * Applies `change` to the object's stored status and writes the result, unless it says what is
+ * stored already. Two controllers write these statuses (sync and boot-answer verification), each
+ * its own fields, so the write is conditional on the resourceVersion read, and on a conflict the
+ * change is applied again to a fresh read. A Synced condition turning False is also an Event, so
+ * `kubectl describe` shows when and why.
  */
-export async function writeStatus(
-  store: ResourceStore,
-  events: EventRecorder,
+export async function updateStatus(
+  deps: Pick<SyncDeps, 'store' | 'events'>,
   kind: ResourceKind,
   obj: SyncedObject,
-  next: SyncStatus,
+  change: (status: SyncStatus) => SyncStatus,
 ): Promise<void> {
-  if (sameStatus(obj.status, next)) return;
-  await store.patchStatus(kind, refOf(obj), statusPatch(next));
-  const before = findSynced(obj.status?.conditions);
-  const after = findSynced(next.conditions);
-  if (after?.status === 'False' && before?.status !== 'False') {
-    events.event(obj, 'Warning', after.reason === 'Pending' ? 'SyncPending' : 'SyncFailed', after.message);
-  }
+  let current = obj;
+  await retryOnConflict(
+    async () => {
+      const next = change(current.status ?? {});
+      if (sameStatus(current.status, next)) return;
+      try {
+        await deps.store.patchStatus(kind, refOf(current), statusPatch(next), {
+          resourceVersion: current.metadata.resourceVersion,
+        });
+      } catch (error) {
+        if (isConflict(error)) current = await deps.store.get<SyncedObject>(kind, refOf(obj));
+        throw error;
+      }
+      const before = findSynced(current.status?.conditions);
+      const after = findSynced(next.conditions);
+      if (after?.status === 'False' && before?.status !== 'False') {
+        const reason = after.reason === 'Pending' ? 'SyncPending' : 'SyncFailed';
+        deps.events.event(current, 'Warning', reason, after.message);
+      }
+    },
+    { attempts: 8 },
+  );
 }
 
 const findSynced = (conditions: readonly Condition[] | undefined) =>
@@ -162,29 +180,29 @@ export async function finalize(
   }
   const now = new Date();
   const generation = obj.metadata.generation ?? 1;
-  const previous = obj.status ?? {};
-  const endpoints = endpointStatuses(previous.endpoints, deps.pool.endpoints, generation, outcomes, now).map(
-    (e) =>
-      // Entries of endpoints it is gone from say so: synced (holding it) no more, no error.
-      failures.has(e.endpoint) ? e : { endpoint: e.endpoint, synced: false },
-  );
   const error = new EndpointsFailedError(
     describe(kind, refOf(obj)),
     'removing it',
     failures,
     deps.pool.endpoints,
   );
-  const next = withCondition(
-    { ...previous, matchboxId, endpoints },
-    {
-      type: SYNCED,
-      status: 'False',
-      reason: 'Deleting',
-      message: `being deleted; ${error.message}`,
-      observedGeneration: generation,
-    },
-    now,
-  );
-  await writeStatus(deps.store, deps.events, kind, obj, next);
+  await updateStatus(deps, kind, obj, (status) => {
+    const endpoints = endpointStatuses(status.endpoints, deps.pool.endpoints, generation, outcomes, now).map(
+      (e) =>
+        // Entries of endpoints it is gone from say so: synced (holding it) no more, no error.
+        failures.has(e.endpoint) ? e : { endpoint: e.endpoint, synced: false },
+    );
+    return withCondition(
+      { ...status, matchboxId, endpoints },
+      {
+        type: SYNCED,
+        status: 'False',
+        reason: 'Deleting',
+        message: `being deleted; ${error.message}`,
+        observedGeneration: generation,
+      },
+      now,
+    );
+  });
   throw error;
 }

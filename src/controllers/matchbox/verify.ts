@@ -1,15 +1,30 @@
 // BootAnswerVerified: after a group is on an endpoint, ask that endpoint's HTTP API what the
 // machine with the group's MAC would boot (GET /ipxe?mac=...) and compare it with the profile's
 // kernel, initrd and args. Only endpoints holding the current group and profile are asked, so a
-// profile still being written is "waiting", not a mismatch.
+// profile still being written is "waiting", not a mismatch. Its own controller, with few workers:
+// each check costs Matchbox a read of every group file, and must neither hold up the sync nor
+// flood the boot servers.
 import { type BootVerification, MatchboxHttpError, verifyBootAnswer } from '../../matchbox/http.ts';
 import { type Group, isMacKey } from '../../matchbox/objects.ts';
-import { renderProfile } from '../../matchbox/render.ts';
+import { RenderError, renderGroup, renderProfile } from '../../matchbox/render.ts';
 import type { Condition, ConditionInput } from '../../runtime/conditions.ts';
-import type { Endpoint } from './endpoints.ts';
-import type { GroupObject, ProfileObject } from './kinds.ts';
+import type { ControllerSpec } from '../../runtime/controller.ts';
+import { isNotFound } from '../../runtime/errors.ts';
+import type { EventRecorder } from '../../runtime/events.ts';
+import { describe, type ObjectRef, type Resource, type ResourceKind, refOf } from '../../runtime/resource.ts';
+import type { ResourceStore } from '../../runtime/store.ts';
+import type { Endpoint, EndpointPool } from './endpoints.ts';
+import { GroupKind, type GroupObject, ProfileKind, type ProfileObject } from './kinds.ts';
 import type { MatchboxSyncMetrics } from './metrics.ts';
-import { BOOT_ANSWER_VERIFIED, isCurrentOn, type SyncStatus } from './status.ts';
+import type { ReferenceIndex } from './references.ts';
+import {
+  BOOT_ANSWER_VERIFIED,
+  isCurrentOn,
+  type SyncStatus,
+  withCondition,
+  withoutCondition,
+} from './status.ts';
+import { updateStatus } from './sync.ts';
 
 export interface VerifyInput {
   group: GroupObject;
@@ -18,8 +33,8 @@ export interface VerifyInput {
   status: SyncStatus;
   profile: ProfileObject | undefined;
   endpoints: readonly Endpoint[];
-  /** Endpoints (addresses) the group was written to in this reconcile. */
-  written: ReadonlySet<string>;
+  /** Endpoints (addresses) the group was just written to: check them even if a verdict exists. */
+  written?: ReadonlySet<string>;
   metrics: MatchboxSyncMetrics;
 }
 
@@ -140,15 +155,93 @@ function stillVerified(
   generation: number,
   profileGeneration: number,
   names: string,
-  written: ReadonlySet<string>,
+  written: ReadonlySet<string> | undefined,
   targets: readonly Endpoint[],
 ): previous is Condition {
   if (previous?.status !== 'True' || previous.observedGeneration !== generation) return false;
-  if (targets.some((e) => written.has(e.address))) return false;
+  if (targets.some((e) => written?.has(e.address))) return false;
   const m = VERIFIED_FROM.exec(previous.message);
   return m !== null && Number(m[1]) === profileGeneration && m[2] === names;
 }
 
 function describeDiff(v: BootVerification): string {
   return v.diff.join(', ');
+}
+
+/** What Matchbox served the group's MAC differs from the profile, or its HTTP API did not answer. */
+export class BootAnswerError extends Error {
+  readonly reason: string;
+  constructor(what: string, condition: ConditionInput) {
+    super(`${what}: ${condition.message}`);
+    this.name = 'BootAnswerError';
+    this.reason = condition.reason;
+  }
+}
+
+export interface BootAnswerDeps {
+  store: ResourceStore;
+  events: EventRecorder;
+  pool: EndpointPool;
+  metrics: MatchboxSyncMetrics;
+  /** Group → profile, kept by the group sync controller. */
+  profileRefs: ReferenceIndex;
+  workers?: number;
+}
+
+/** BootAnswerVerified for every MatchboxGroup; re-checked when the group or its profile changes. */
+export function matchboxBootAnswerController(deps: BootAnswerDeps): ControllerSpec {
+  const { store, pool, profileRefs } = deps;
+  return {
+    name: 'matchboxgroup-bootanswer',
+    for: GroupKind,
+    watches: [{ kind: ProfileKind, map: (profile) => profileRefs.referrers(refOf(profile)) }],
+    workers: deps.workers ?? 2,
+    backoff: { baseMs: 2000, capMs: 300_000, jitter: 0.2 },
+    async reconcile(req) {
+      const group = await getOrUndefined<GroupObject>(store, GroupKind, req);
+      if (!group || group.metadata.deletionTimestamp) return;
+      let rendered: Group;
+      try {
+        rendered = renderGroup(group);
+      } catch (error) {
+        if (error instanceof RenderError) return;
+        throw error;
+      }
+      const profileRef = { namespace: group.metadata.namespace!, name: group.spec.profileRef.name };
+      const profile = await getOrUndefined<ProfileObject>(store, ProfileKind, profileRef);
+      const verdict = await verifyGroupBootAnswer({
+        group,
+        rendered,
+        status: group.status ?? {},
+        profile,
+        endpoints: pool.endpoints,
+        metrics: deps.metrics,
+      });
+      const generation = group.metadata.generation ?? 1;
+      const now = new Date();
+      await updateStatus(deps, GroupKind, group, (status) => {
+        // A verdict about an older generation than the stored object's is dropped; the newer
+        // generation is queued already.
+        if (status.observedGeneration !== undefined && status.observedGeneration > generation) return status;
+        return verdict.condition
+          ? withCondition(status, verdict.condition, now)
+          : withoutCondition(status, BOOT_ANSWER_VERIFIED);
+      });
+      if (verdict.failed && verdict.condition)
+        throw new BootAnswerError(describe(GroupKind, req), verdict.condition);
+    },
+  };
+}
+
+async function getOrUndefined<T extends Resource>(
+  store: ResourceStore,
+  kind: ResourceKind,
+  ref: ObjectRef,
+): Promise<T | undefined> {
+  try {
+    return await store.get<T>(kind, ref);
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
 }
