@@ -114,11 +114,22 @@ async function main(): Promise<void> {
   const allGroupsSynced = new Promise<void>((resolve) => {
     allSyncedNow = resolve;
   });
+  const verified = new Set<string>();
+  let allVerifiedNow: () => void;
+  const allGroupsVerified = new Promise<void>((resolve) => {
+    allVerifiedNow = resolve;
+  });
+  const holds = (g: GroupObject, type: string) => {
+    const c = g.status?.conditions?.find((x) => x.type === type);
+    return c?.status === 'True' && c.observedGeneration === g.metadata.generation;
+  };
   const track = (g: GroupObject) => {
-    const c = g.status?.conditions?.find((x) => x.type === 'Synced');
-    if (c?.status === 'True' && c.observedGeneration === g.metadata.generation) synced.add(g.metadata.name);
+    if (holds(g, 'Synced')) synced.add(g.metadata.name);
     else synced.delete(g.metadata.name);
+    if (holds(g, 'BootAnswerVerified')) verified.add(g.metadata.name);
+    else verified.delete(g.metadata.name);
     if (synced.size === GROUPS) allSyncedNow();
+    if (verified.size === GROUPS) allVerifiedNow();
   };
   groups.on('add', track);
   groups.on('update', track);
@@ -154,6 +165,14 @@ async function main(): Promise<void> {
       `gRPC calls:                              ${total}  (${[...calls].map(([k, v]) => `${k} ${v}`).join(', ')})`,
     );
     console.log(`peak RSS so far:                         ${mib(peakRss)}`);
+    if (args.verify) {
+      await allGroupsVerified;
+      const checks = registry.getSingleMetric('metalbox_matchbox_boot_answer_checks_total');
+      const count = (await checks!.get()).values.reduce((sum, v) => sum + v.value, 0);
+      console.log(
+        `apply → all BootAnswerVerified=True:     ${secs(performance.now() - t0)}  (${count} GET /ipxe)`,
+      );
+    }
 
     // Steady state: nothing differs, so a scan is two List calls and a comparison per object.
     const scans = Number(args.scans);
