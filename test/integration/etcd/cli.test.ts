@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -369,4 +369,41 @@ test('bin/metalbox get bmh runs as a process against etcd', async () => {
   );
   assert.match(stdout, /^NAME\s+STATE\s+ONLINE/);
   assert.match(stdout, /^cp-01\s+/m);
+});
+
+test('key rotation as documented: get secrets -A -o yaml, then apply with the new key first, re-seals every Secret', async () => {
+  const rotated = join(scratch, 'keys-rotated.yaml');
+  const oldKey = readFileSync(keyFile, 'utf8').match(/secret: (\S+)/)![1];
+  writeFileSync(
+    rotated,
+    `keys:\n  - name: k2\n    secret: ${randomBytes(32).toString('base64')}\n  - name: k1\n    secret: ${oldKey}\n`,
+  );
+  chmodSync(rotated, 0o600);
+  const store = ['--store', `etcd://${etcd.endpoint}${etcdPrefix}`];
+  const dump = await cli(get, ['secrets', '-A', '-o', 'yaml'], [...store, '--encryption-key-file', rotated]);
+  assert.equal(dump.code, 0, dump.err);
+  const file = join(scratch, 'secrets-dump.yaml');
+  writeFileSync(file, dump.out);
+  const applied = await cli(apply, ['-f', file], [...store, '--encryption-key-file', rotated]);
+  assert.equal(applied.code, 0, applied.err);
+  assert.match(applied.out, /^secret\/cp-01-bmc configured$/m);
+  const raw = await backends[0]!.withStore(
+    async (s) =>
+      (
+        await s.list<Resource & { encryptedData?: string }>({
+          group: '',
+          version: 'v1',
+          kind: 'Secret',
+          plural: 'secrets',
+          namespaced: true,
+        })
+      ).items,
+  );
+  assert.ok(raw.length >= 5);
+  assert.ok(
+    raw.every((s) => s.encryptedData?.includes(':v1:k2:')),
+    'every Secret sealed with k2',
+  );
+  const again = await cli(apply, ['-f', file], [...store, '--encryption-key-file', rotated]);
+  assert.doesNotMatch(again.out, /configured/);
 });
