@@ -9,6 +9,7 @@ import type { MatchboxGroup, MatchboxGroupSpec } from '../../crds/matchboxgroup.
 import type { MatchboxProfile, MatchboxProfileSpec } from '../../crds/matchboxprofile.ts';
 import { findCondition } from '../../runtime/conditions.ts';
 import { isAlreadyExists, isNotFound } from '../../runtime/errors.ts';
+import type { Informer } from '../../runtime/informer.ts';
 import type { Resource, ResourceKind } from '../../runtime/resource.ts';
 import { type HostContext, HostError } from './context.ts';
 import { bootMac, ownedBy } from './identity.ts';
@@ -106,8 +107,10 @@ async function ensureChild<T extends Child>(
   const { store } = ctx.env;
   const ref = { namespace: ctx.namespace, name };
   const what = `${kind.kind} ${ref.namespace}/${name}`;
-  // Read from the store, not a cache: right after a write the cache may not have it yet.
-  let current = await getOrUndefined<T>(ctx, kind, name);
+  // The cache first: a stale copy is harmless (its spec differs, so the update below conflicts
+  // and the reconcile starts over; its Synced is for an older generation than the one we wrote).
+  const cache = (kind === GROUP_KIND ? ctx.env.groups : ctx.env.profiles) as unknown as Informer<T>;
+  let current = cache.get(ref) ?? (await getOrUndefined<T>(ctx, kind, name));
   if (!current) {
     try {
       return await store.create<T>(kind, {
@@ -165,26 +168,29 @@ async function getOrUndefined<T extends Resource>(
 
 /** The user's MatchboxProfile `name` in the host's namespace, or a HostError naming `field`. */
 export async function userProfile(ctx: HostContext, name: string, field: string, type: HostError['type']) {
-  const profile = await getOrUndefined<MatchboxProfile & Resource>(ctx, PROFILE_KIND, name);
+  const profile =
+    ctx.env.profiles.get({ namespace: ctx.namespace, name }) ??
+    (await getOrUndefined<MatchboxProfile & Resource>(ctx, PROFILE_KIND, name));
   if (!profile) {
     throw new HostError(type, `MatchboxProfile ${ctx.namespace}/${name} (${field}) not found`);
   }
   return profile;
 }
 
-/** Every child this host owns, by ownerReference, as cached. */
-export function ownedChildren(ctx: HostContext): { kind: ResourceKind; obj: Child }[] {
-  const mine = (obj: Resource) => ownedBy(obj, ctx.host);
-  return [
-    ...ctx.env.groups
-      .list({ namespace: ctx.namespace })
-      .filter(mine)
-      .map((obj) => ({ kind: GROUP_KIND, obj })),
-    ...ctx.env.profiles
-      .list({ namespace: ctx.namespace })
-      .filter(mine)
-      .map((obj) => ({ kind: PROFILE_KIND, obj })),
+/** Every child this host owns (its names derive from the host's; ownership is checked). */
+export async function ownedChildren(ctx: HostContext): Promise<{ kind: ResourceKind; obj: Child }[]> {
+  const names = childNames(ctx.host);
+  const known: [ResourceKind, string][] = [
+    [GROUP_KIND, names.group],
+    [PROFILE_KIND, names.install],
+    [PROFILE_KIND, names.disk],
   ];
+  const found: { kind: ResourceKind; obj: Child }[] = [];
+  for (const [kind, name] of known) {
+    const obj = await getOrUndefined<Child>(ctx, kind, name);
+    if (obj && ownedBy(obj, ctx.host)) found.push({ kind, obj });
+  }
+  return found;
 }
 
 /**

@@ -26,6 +26,7 @@ import type { ResourceStore } from '../../runtime/store.ts';
 import { type HostBmcs, hostKey } from './bmc.ts';
 import type { HostControllerConfig } from './config.ts';
 import type { ProvisioningHooks } from './hooks.ts';
+import type { HostIndex } from './host-index.ts';
 import { HOST_KIND } from './kinds.ts';
 import type { HostMetrics } from './metrics.ts';
 import type { PowerMemory } from './power-memory.ts';
@@ -44,6 +45,7 @@ export interface HostEnv {
   events: EventRecorder;
   metrics: HostMetrics;
   slots: ProvisioningSlots;
+  index: HostIndex;
   power: PowerMemory;
   /** Error backoff: when each host in error may retry, and for which inputs (key → entry). */
   retries: Map<string, { at: number; inputs: string }>;

@@ -3,18 +3,20 @@
 // The OS-config side plugs in its ProvisioningHooks with provideProvisioningHooks(deps, hooks).
 import { createBmcFactory } from '../../bmc/factory.ts';
 import type { BareMetalHost } from '../../crds/baremetalhost.ts';
+import { normalizeMac } from '../../crds/common.ts';
 import type { MatchboxGroup } from '../../crds/matchboxgroup.ts';
 import type { MatchboxProfile } from '../../crds/matchboxprofile.ts';
 import type { ControllerSpec } from '../../runtime/controller.ts';
 import { Informer } from '../../runtime/informer.ts';
 import { withFields } from '../../runtime/logger.ts';
-import type { ObjectRef, Resource } from '../../runtime/resource.ts';
+import type { Resource } from '../../runtime/resource.ts';
 import type { ControllerDeps, ControllerFamily } from '../index.ts';
 import { HostBmcs } from './bmc.ts';
 import { bmcLogger } from './bmc-logger.ts';
 import { type HostControllerConfig, parseHostControllerConfig } from './config.ts';
 import type { HostEnv } from './context.ts';
 import { noProvisioningHooks, type ProvisioningHooks } from './hooks.ts';
+import { HostIndex } from './host-index.ts';
 import { bmcIdentity, bootMac } from './identity.ts';
 import { GROUP_KIND, HOST_KIND, PROFILE_KIND, SECRET_KIND } from './kinds.ts';
 import { HostMetrics } from './metrics.ts';
@@ -40,45 +42,23 @@ function hooksFor(deps: ControllerDeps): ProvisioningHooks {
 type Host = BareMetalHost & Resource;
 
 /** Hosts that depend on a changed object (other than their own children). */
-function mappers(hosts: Informer<Host>) {
-  const refOf = (h: Host): ObjectRef => ({ namespace: h.metadata.namespace, name: h.metadata.name });
+function mappers(index: HostIndex) {
   return {
     secret: (secret: Resource) =>
-      hosts
-        .list({ namespace: secret.metadata.namespace })
-        .filter((h) => h.spec.bmc.credentialsName === secret.metadata.name)
-        .map(refOf),
+      index.hostsUsingSecret(secret.metadata.namespace ?? '', secret.metadata.name),
     // A host's identity changed: the hosts it shares (or shared) a MAC or BMC with look again.
     host: (changed: Resource) => {
       const c = changed as Host;
-      const mac = bootMac(c);
-      const bmc = bmcIdentity(c.spec.bmc.address);
-      return hosts
-        .list()
-        .filter((h) => h.metadata.uid !== c.metadata.uid)
-        .filter((h) => (mac && bootMac(h) === mac) || (bmc && bmcIdentity(h.spec.bmc.address) === bmc))
-        .map(refOf);
+      return [...index.hostsWithMac(bootMac(c)), ...index.hostsWithBmc(bmcIdentity(c.spec.bmc.address))];
     },
     // A group someone else owns may select a host's MAC (a conflict), or stop doing so.
     group: (group: Resource) => {
       const selected = (group as MatchboxGroup & Resource).spec?.selector?.mac;
-      if (!selected) return [];
-      const mac = selected.toLowerCase().replaceAll('-', ':');
-      return hosts
-        .list()
-        .filter((h) => bootMac(h) === mac)
-        .map(refOf);
+      return selected ? index.hostsWithMac(normalizeMac(selected)) : [];
     },
     // A host waits for the user's profiles it references (install base, rescue) to exist and sync.
     profile: (profile: Resource) =>
-      hosts
-        .list({ namespace: profile.metadata.namespace })
-        .filter(
-          (h) =>
-            h.spec.profileRef?.name === profile.metadata.name ||
-            h.spec.rescueProfileRef?.name === profile.metadata.name,
-        )
-        .map(refOf),
+      index.hostsUsingProfile(profile.metadata.namespace ?? '', profile.metadata.name),
   };
 }
 
@@ -113,6 +93,7 @@ export function buildHostController(
   const groups = new Informer<MatchboxGroup & Resource>(deps.store, GROUP_KIND, informerOptions);
   const profiles = new Informer<MatchboxProfile & Resource>(deps.store, PROFILE_KIND, informerOptions);
   const caches = [hosts, groups, profiles];
+  const index = new HostIndex(hosts, groups);
   for (const c of caches) c.start();
 
   const env: HostEnv = {
@@ -124,14 +105,15 @@ export function buildHostController(
     hooks: () => hooksFor(deps),
     config,
     events: deps.events,
-    metrics: new HostMetrics(deps.registry, () => hosts.list().map((h) => h.status?.provisioning?.state)),
-    slots: new ProvisioningSlots(config.provisioningLimit, hosts),
+    metrics: new HostMetrics(deps.registry, () => index.states()),
+    slots: new ProvisioningSlots(config.provisioningLimit, () => index.slotHolders()),
+    index,
     power: new PowerMemory(config.powerSettleSeconds * 1000),
     retries: new Map(),
     now: () => new Date(),
     logger,
   };
-  const map = mappers(hosts);
+  const map = mappers(index);
   const spec: ControllerSpec = {
     name: 'baremetalhost',
     for: HOST_KIND,

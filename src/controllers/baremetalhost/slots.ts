@@ -3,8 +3,6 @@
 // it is in status; claims made in this process and not yet visible in the cache count too, so two
 // hosts reconciled at once cannot both take the last slot.
 import type { BareMetalHost } from '../../crds/baremetalhost.ts';
-import type { Informer } from '../../runtime/informer.ts';
-import type { Resource } from '../../runtime/resource.ts';
 import { hostKey } from './bmc.ts';
 
 /** An install attempt is running (in provisioning, or in error between two steps of it). */
@@ -15,19 +13,21 @@ export function holdsSlot(host: BareMetalHost): boolean {
 
 export class ProvisioningSlots {
   readonly limit: number;
-  #hosts: Informer<BareMetalHost & Resource>;
+  #holders: () => ReadonlySet<string>;
   #claims = new Set<string>();
 
-  constructor(limit: number, hosts: Informer<BareMetalHost & Resource>) {
+  /** `holders`: keys of hosts whose status shows a running attempt (from the cache). */
+  constructor(limit: number, holders: () => ReadonlySet<string>) {
     this.limit = limit;
-    this.#hosts = hosts;
+    this.#holders = holders;
   }
 
   /** Hosts holding a slot now. */
   inUse(): number {
-    const active = new Set<string>(this.#claims);
-    for (const host of this.#hosts.list()) if (holdsSlot(host)) active.add(hostKey(host));
-    return active.size;
+    const holders = this.#holders();
+    let n = holders.size;
+    for (const key of this.#claims) if (!holders.has(key)) n++;
+    return n;
   }
 
   /** Takes a slot for `host` unless it already has one; false when the limit is reached. */

@@ -36,7 +36,7 @@ import { provisioned } from './handlers/provisioned.ts';
 import { provisioning } from './handlers/provisioning.ts';
 import { registering, validateCredentials } from './handlers/registering.ts';
 import { rescue } from './handlers/rescue.ts';
-import { findConflicts } from './identity.ts';
+import { bootMac, findConflicts } from './identity.ts';
 import { HOST_KIND } from './kinds.ts';
 import { CONDITIONS } from './power.ts';
 import { holdsSlot } from './slots.ts';
@@ -198,7 +198,11 @@ export const CHECKS: readonly Check[] = [
     async run(ctx) {
       if (ctx.state === 'deleting') return undefined;
       const { env } = ctx;
-      const conflicts = findConflicts(ctx.host, env.hosts.list(), env.groups.list());
+      const conflicts = findConflicts(
+        ctx.host,
+        env.index.sharingIdentity(ctx.host),
+        env.index.groupsSelecting(bootMac(ctx.host)),
+      );
       if (conflicts.length === 0) {
         if (ctx.condition(CONDITIONS.conflict)?.status === 'True') {
           ctx.event('Normal', 'ConflictResolved', 'no other host or group claims this identity any more');

@@ -2,17 +2,12 @@
 // is seen in a new state or step, and started again; the host still converges to provisioned with
 // one install and one power action, as the simulated machine and sushy-tools record them.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import type { KubeApiserverPeer } from '../../env/kube.ts';
 import { scratchDir } from '../../env/peers.ts';
-import { type ManagedProcess, startProcess } from '../../env/process.ts';
-import { type Host, NAMESPACE, World } from './world.ts';
+import type { ManagedProcess } from '../../env/process.ts';
+import { type Host, World } from './world.ts';
 
-const repo = fileURLToPath(new URL('../../../', import.meta.url));
 const scratch = scratchDir('bmh-restart');
 let world: World;
 let controller: ManagedProcess | undefined;
@@ -28,31 +23,8 @@ after(async () => {
 });
 
 function startController(): ManagedProcess {
-  const kube = (world.backend as unknown as { kube: KubeApiserverPeer }).kube;
-  const configFile = join(scratch.dir, 'controller.json');
-  writeFileSync(configFile, JSON.stringify(world.config()));
   starts++;
-  return startProcess({
-    name: `controller-${starts}`,
-    command: 'bash',
-    args: [
-      'scripts/node',
-      'src/cli/main.ts',
-      'controller',
-      '--store',
-      'kube',
-      '--kubeconfig',
-      kube.kubeconfigFile('admin'),
-      '--namespace',
-      NAMESPACE,
-      '--config',
-      configFile,
-      '--metrics-addr',
-      '127.0.0.1:0',
-    ],
-    logDir: scratch.dir,
-    cwd: repo,
-  });
+  return world.spawnController(scratch.dir, `controller-${starts}`, ['--metrics-addr', '127.0.0.1:0']);
 }
 
 /** Where the host is, finely enough to kill the controller between every two steps. */

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
 import { provideProvisioningHooks } from '../../../src/controllers/baremetalhost/family.ts';
 import type { ProvisioningHooks } from '../../../src/controllers/baremetalhost/hooks.ts';
@@ -22,7 +23,9 @@ import { redfishSystemView, type SimulatedBmcView } from '../../../src/sim/bmc-v
 import { SimulatedMachine } from '../../../src/sim/machine.ts';
 import { storeInstallReporter } from '../../../src/sim/reporter.ts';
 import { type IpmiSimPeer, runIpmitool, startIpmiSim } from '../../env/ipmisim.ts';
+import type { KubeApiserverPeer } from '../../env/kube.ts';
 import { startMatchboxPair } from '../../env/matchbox.ts';
+import { type ManagedProcess, startProcess } from '../../env/process.ts';
 import { type SushyPeer, startSushy } from '../../env/sushy.ts';
 import { waitFor } from '../../env/wait.ts';
 import {
@@ -218,6 +221,37 @@ export class World {
     }
     await manager.start();
     this.#controller = { manager, stops, events };
+  }
+
+  /**
+   * Starts a real `metalbox controller` process on the kube store with this world's config
+   * (kube backend only); `extraArgs` are appended (e.g. --metrics-addr).
+   */
+  spawnController(logDir: string, name: string, extraArgs: string[] = []): ManagedProcess {
+    const kube = (this.backend as StoreBackend & { kube?: KubeApiserverPeer }).kube;
+    assert.ok(kube, 'spawnController needs the kube backend');
+    const configFile = join(logDir, `${name}.json`);
+    writeFileSync(configFile, JSON.stringify(this.config()));
+    return startProcess({
+      name,
+      command: 'bash',
+      args: [
+        'scripts/node',
+        'src/cli/main.ts',
+        'controller',
+        '--store',
+        'kube',
+        '--kubeconfig',
+        kube.kubeconfigFile('admin'),
+        '--namespace',
+        NAMESPACE,
+        '--config',
+        configFile,
+        ...extraArgs,
+      ],
+      logDir,
+      cwd: fileURLToPath(new URL('../../../', import.meta.url)),
+    });
   }
 
   /** Graceful stop of the in-process controllers. */
