@@ -225,12 +225,28 @@ function checkLinkNames(docs: readonly ConfigDocument[]): void {
   }
 }
 
+// Base configs are a few hundred commented lines and the same for every host of a role: parse each
+// once (by content), hand out copies.
+const parsedBases = new Map<string, ConfigDocument[]>();
+const MAX_PARSED_BASES = 16;
+
+function parseBase(base: Source): ConfigDocument[] {
+  const key = `${base.field}\0${configHash(base.text)}`;
+  let docs = parsedBases.get(key);
+  if (!docs) {
+    docs = parseDocuments(base.text, base.field);
+    checkDuplicates(docs, base.field);
+    parsedBases.set(key, docs);
+    if (parsedBases.size > MAX_PARSED_BASES) parsedBases.delete(parsedBases.keys().next().value as string);
+  }
+  return structuredClone(docs);
+}
+
 export function renderHostConfig(input: RenderInput): RenderedConfig {
   const contract = parseContract(input.spec.talosVersion);
   const hostField = `BareMetalHost ${input.host.name} spec`;
 
-  let docs = parseDocuments(input.base.text, input.base.field);
-  checkDuplicates(docs, input.base.field);
+  let docs = parseBase(input.base);
   checkKinds(docs, contract);
   checkBase(machineOf(docs), input.host.spec.role, input.spec);
 
