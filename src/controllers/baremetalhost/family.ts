@@ -24,19 +24,20 @@ import { PowerMemory } from './power-memory.ts';
 import { ProvisioningSlots } from './slots.ts';
 import { reconcileHost } from './states.ts';
 
-const hooksByDeps = new WeakMap<ControllerDeps, ProvisioningHooks>();
+// Keyed by the store: families of one process share it, while each gets its own deps (own logger).
+const hooksByStore = new WeakMap<ControllerDeps['store'], ProvisioningHooks>();
 
 /**
  * Gives the host controller built from `deps` the OS-config side's hooks (the Talos family calls
  * this in its build). Read on every reconcile, so the order families are built in does not matter.
  */
 export function provideProvisioningHooks(deps: ControllerDeps, hooks: ProvisioningHooks): void {
-  hooksByDeps.set(deps, hooks);
+  hooksByStore.set(deps.store, hooks);
 }
 
 function hooksFor(deps: ControllerDeps): ProvisioningHooks {
   const field = (deps as ControllerDeps & { provisioningHooks?: ProvisioningHooks }).provisioningHooks;
-  return field ?? hooksByDeps.get(deps) ?? noProvisioningHooks;
+  return field ?? hooksByStore.get(deps.store) ?? noProvisioningHooks;
 }
 
 type Host = BareMetalHost & Resource;
