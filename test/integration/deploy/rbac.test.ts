@@ -175,6 +175,12 @@ describe('the controller identity can do what the controller needs', () => {
     assert.equal(lease.spec?.holderIdentity, '', 'release cleared the holder');
   });
 
+  it('writes Secrets in its own namespace (rendered Talos configs, the config-token key)', async () => {
+    const path = `/api/v1/namespaces/${NS}/secrets`;
+    assert.equal(await asController('POST', path, { metadata: { name: 'rbac-written' } }), 201);
+    assert.equal(await asController('DELETE', `${path}/rbac-written`), 200);
+  });
+
   it('reads Secrets in its own namespace', async () => {
     assert.equal(await asController('GET', `/api/v1/namespaces/${NS}/secrets/bmc`), 200);
     assert.equal(await asController('GET', `/api/v1/namespaces/${NS}/secrets`), 200);
@@ -191,12 +197,12 @@ describe('the controller identity can do no more', () => {
     ['list Secrets in every namespace', 'GET', '/api/v1/secrets'],
     ['list Secrets in another namespace', 'GET', `/api/v1/namespaces/${OTHER_NAMESPACE}/secrets`],
     [
-      'create a Secret, even in its namespace',
+      'create a Secret in another namespace',
       'POST',
-      `/api/v1/namespaces/${NS}/secrets`,
+      `/api/v1/namespaces/${OTHER_NAMESPACE}/secrets`,
       { metadata: { name: 'x' } },
     ],
-    ['delete a Secret in its namespace', 'DELETE', `/api/v1/namespaces/${NS}/secrets/bmc`],
+    ['delete a Secret in another namespace', 'DELETE', `/api/v1/namespaces/${OTHER_NAMESPACE}/secrets/bmc`],
     ['delete a namespace', 'DELETE', `/api/v1/namespaces/${OTHER_NAMESPACE}`],
     ['create a namespace', 'POST', '/api/v1/namespaces', { metadata: { name: 'x' } }],
     ['list CRDs', 'GET', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions'],
