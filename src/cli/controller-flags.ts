@@ -1,26 +1,33 @@
 // The flags of `metalbox controller`, validated with zod into one typed value. Every problem is
 // reported with the flag it belongs to, so a bad Deployment argument is found from the pod log alone.
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import {
+  parseStoreFlag,
+  STORE_FLAGS_HELP,
+  StoreFlagError,
+  type StoreFlagValues,
+  type StoreSpec,
+  storeFlagOptions,
+} from './store-flag.ts';
 
 export const CONTROLLER_USAGE = `Usage: metalbox controller [flags]
 
 Runs every metalbox controller against a store, reconciling only while it leads (with --leader-elect).
 
 Flags:
-  --store kube|file:<dir>            where objects live: a kube-apiserver (default kube) or the embedded
-                                     file store in <dir> (one process per directory)
+  --store <store>                    where objects live (see Store flags; default: $METALBOX_STORE,
+                                     else kube); the file store allows one process per directory
   --kubeconfig <file>                kube store: kubeconfig to use (default: $KUBECONFIG, ~/.kube/config,
                                      then the pod's service account)
   --namespace <ns>                   watch only this namespace (default: all namespaces)
-  --leader-elect                     kube store: run several replicas; only the holder of a
-                                     coordination.k8s.io Lease reconciles
-  --leader-election-namespace <ns>   namespace of the Lease (default: the pod's namespace, else
-                                     metalbox-system)
-  --leader-election-id <name>        name of the Lease (default metalbox-controller)
+  --leader-elect                     kube or etcd store: run several replicas; only the holder of a
+                                     coordination.k8s.io Lease (kube) or the etcd election reconciles
+  --leader-election-namespace <ns>   kube store: namespace of the Lease (default: the pod's namespace,
+                                     else metalbox-system)
+  --leader-election-id <name>        name of the Lease or etcd election (default metalbox-controller)
   --metrics-addr <host:port>         /healthz, /readyz and /metrics (default :8080; port 0: any free port)
   --concurrency <n>                  keys each controller reconciles in parallel (1-256; default: each
                                      controller's own choice, else 1)
@@ -28,6 +35,7 @@ Flags:
   --log-level <level>                trace, debug, info (default), warn, error, fatal or silent
   -h, --help                         show this help
 
+${STORE_FLAGS_HELP}
 Exit codes: 0 stopped by SIGTERM/SIGINT, 1 failed or lost leadership, 2 bad flags.
 `;
 
@@ -43,15 +51,15 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
-export type StoreFlag = { type: 'kube' } | { type: 'file'; dir: string };
-
-const storeFlag = z.string().transform((value, ctx): StoreFlag => {
-  if (value === 'kube') return { type: 'kube' };
-  if (value.startsWith('file:') && value.length > 'file:'.length) {
-    return { type: 'file', dir: resolve(value.slice('file:'.length)) };
+/** The shared --store parser (store-flag.ts), as a zod step so its problem joins the others. */
+const storeFlag = z.string().transform((value, ctx): StoreSpec => {
+  try {
+    return parseStoreFlag(value);
+  } catch (error) {
+    if (!(error instanceof StoreFlagError)) throw error;
+    ctx.addIssue({ code: 'custom', message: error.message });
+    return z.NEVER;
   }
-  ctx.addIssue({ code: 'custom', message: `must be kube or file:<dir>, not "${value}"` });
-  return z.NEVER;
 });
 
 const namespace = z
@@ -76,7 +84,7 @@ const listenAddress = z.string().transform((value, ctx) => {
 
 const flagSchema = z
   .object({
-    store: storeFlag.default({ type: 'kube' }),
+    store: storeFlag,
     kubeconfig: z.string().min(1, { error: 'must name a file' }).optional(),
     namespace: z.union([z.literal(''), namespace]).default(''),
     'leader-elect': z.boolean().default(false),
@@ -97,22 +105,41 @@ const flagSchema = z
     'log-level': z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   })
   .superRefine((flags, ctx) => {
-    if (flags.store.type !== 'kube' && flags['leader-elect']) {
+    if (flags.store.type === 'file' && flags['leader-elect']) {
       ctx.addIssue({
         code: 'custom',
         path: ['leader-elect'],
-        message: 'needs --store kube (the file store allows one process per directory)',
+        message: 'needs --store kube or etcd://... (the file store allows one process per directory)',
       });
     }
     if (flags.store.type !== 'kube' && flags.kubeconfig !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['kubeconfig'], message: 'applies only to --store kube' });
+    }
+    if (
+      flags.store.type === 'kube' &&
+      flags.store.kubeconfig !== undefined &&
+      flags.kubeconfig !== undefined
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['kubeconfig'],
+        message: 'and --store kube:<kubeconfig> both name a kubeconfig; give one',
+      });
+    }
+    if (flags.store.type !== 'kube' && flags['leader-election-namespace'] !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['leader-election-namespace'],
+        message: 'applies only to --store kube (the Lease lives in a namespace; an etcd election does not)',
+      });
     }
   });
 
 type RawFlags = z.output<typeof flagSchema>;
 
 export interface ControllerFlags {
-  store: StoreFlag;
+  store: StoreSpec;
+  /** Kube store: --kubeconfig (--store kube:<file> puts it in `store` instead). */
   kubeconfig?: string;
   /** '' = all namespaces. */
   namespace: string;
@@ -128,17 +155,22 @@ export interface ControllerFlags {
   logLevel: (typeof LOG_LEVELS)[number];
 }
 
-/** Parses and validates argv; `help` when -h/--help was given. Throws UsageError. */
+/**
+ * Parses and validates argv; `help` when -h/--help was given. Throws UsageError. The store is
+ * --store, else $METALBOX_STORE, else kube; `storeValues` are the store flags for openStore
+ * (which also reads their environment fallbacks and checks they fit the store).
+ */
 export function parseControllerFlags(
   args: string[],
-): { help: true } | { help: false; flags: ControllerFlags } {
+  env: NodeJS.ProcessEnv = process.env,
+): { help: true } | { help: false; flags: ControllerFlags; storeValues: StoreFlagValues } {
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
       args,
       strict: true,
       options: {
-        store: { type: 'string' },
+        ...storeFlagOptions,
         kubeconfig: { type: 'string' },
         namespace: { type: 'string' },
         'leader-elect': { type: 'boolean' },
@@ -155,15 +187,27 @@ export function parseControllerFlags(
     throw new UsageError((error as Error).message);
   }
   if (values.help) return { help: true };
-  const { help: _help, ...given } = values;
+  // The store's companion flags are checked where they are used (openStore), not here.
+  const storeValues: StoreFlagValues = {};
+  const given: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(values)) {
+    if (name === 'help') continue;
+    if (name in storeFlagOptions) storeValues[name as keyof StoreFlagValues] = value as string;
+    else given[name] = value;
+  }
+  given.store = values.store ?? (env.METALBOX_STORE || 'kube');
   const result = flagSchema.safeParse(given);
   if (!result.success) {
-    const problems = result.error.issues.map((issue) => `--${String(issue.path[0])} ${issue.message}`);
+    // The shared store parser's messages name their flag already.
+    const problems = result.error.issues.map((issue) =>
+      issue.message.startsWith('--') ? issue.message : `--${String(issue.path[0])} ${issue.message}`,
+    );
     throw new UsageError(problems.join('; '));
   }
   const f: RawFlags = result.data;
   return {
     help: false,
+    storeValues,
     flags: {
       store: f.store,
       ...(f.kubeconfig !== undefined ? { kubeconfig: f.kubeconfig } : {}),

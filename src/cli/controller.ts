@@ -1,5 +1,6 @@
-// `metalbox controller`: builds the store, logger, metrics registry, event recorder and (with
-// --leader-elect) a Lease elector, hands them to every controller family, and runs the manager until
+// `metalbox controller`: opens the store (any the operator CLI accepts: kube, file, etcd), builds the
+// logger, metrics registry, event recorder and (with --leader-elect) the store's elector (a Lease on
+// kube, an etcd election on etcd), hands them to every controller family, and runs the manager until
 // SIGTERM/SIGINT (graceful: in-flight reconciles finish, the Lease is released; exit 0) or until
 // leadership is lost (exit 1, so the pod restarts as a standby and never overlaps a new leader).
 import { randomBytes } from 'node:crypto';
@@ -14,10 +15,6 @@ import { StoreEventRecorder } from '../runtime/events.ts';
 import { AlwaysLeader, type LeaderElector } from '../runtime/leader.ts';
 import { errorFields, type Logger, withFields } from '../runtime/logger.ts';
 import { Manager, type ManagerExit } from '../runtime/manager.ts';
-import type { ResourceStore } from '../runtime/store.ts';
-import { FileStore } from '../stores/file.ts';
-import { KubeStore } from '../stores/kube.ts';
-import { LeaseElector } from '../stores/kube-leader.ts';
 import {
   CONTROLLER_USAGE,
   type ControllerFlags,
@@ -25,6 +22,15 @@ import {
   parseControllerFlags,
   UsageError,
 } from './controller-flags.ts';
+import {
+  describeStore,
+  electorFor,
+  type OpenedStore,
+  openStore,
+  StoreFlagError,
+  type StoreFlagValues,
+  type StoreSpec,
+} from './store-flag.ts';
 
 /** source.component of Events, the field manager of writes, the default Lease name. */
 const COMPONENT = 'metalbox-controller';
@@ -35,21 +41,27 @@ const CLOSE_TIMEOUT_MS = 10_000;
 
 export async function run(args: string[]): Promise<number> {
   let flags: ControllerFlags;
+  let storeValues: StoreFlagValues;
+  let spec: StoreSpec;
   let config: Record<string, unknown> = {};
-  let kubeConfig: KubeConfig | undefined;
   try {
     const parsed = parseControllerFlags(args);
     if (parsed.help) {
       process.stdout.write(CONTROLLER_USAGE);
       return 0;
     }
-    flags = parsed.flags;
+    ({ flags, storeValues } = parsed);
+    spec = flags.store;
     if (flags.config !== undefined) config = loadControllerConfig(flags.config);
-    if (flags.store.type === 'kube') kubeConfig = loadKubeConfig(flags.kubeconfig);
+    if (spec.type === 'kube') {
+      // Checked here so a missing kubeconfig is a flag problem (exit 2), not a failure at start.
+      const kubeconfig = spec.kubeconfig ?? flags.kubeconfig;
+      loadKubeConfig(kubeconfig);
+      if (kubeconfig !== undefined) spec = { type: 'kube', kubeconfig };
+    }
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`metalbox controller: ${error.message}\n\n${CONTROLLER_USAGE}`);
-    return 2;
+    return usageFailure(error);
   }
 
   const logger = pino({
@@ -67,18 +79,25 @@ export async function run(args: string[]): Promise<number> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
-  let store: ResourceStore;
+  let opened: OpenedStore;
+  let elector: LeaderElector;
   try {
-    store =
-      flags.store.type === 'file'
-        ? await FileStore.open(flags.store.dir)
-        : new KubeStore({ kubeConfig: kubeConfig!, fieldManager: COMPONENT });
+    opened = await openStore(spec, storeValues, { fieldManager: COMPONENT });
   } catch (error) {
-    logger.fatal({ store: describeStore(flags), ...errorFields(error) }, 'cannot open the store');
+    // A companion flag that does not fit the store, or a file it names that cannot be read.
+    if (error instanceof StoreFlagError) return usageFailure(error);
+    logger.fatal({ store: describeStore(spec), ...errorFields(error) }, 'cannot open the store');
+    return 1;
+  }
+  const store = opened.store;
+  try {
+    elector = await makeElector(flags, opened, identity, logger);
+  } catch (error) {
+    logger.fatal({ store: describeStore(spec), ...errorFields(error) }, 'cannot set up leader election');
+    await opened.close().catch(() => {});
     return 1;
   }
   const events = new StoreEventRecorder({ store, component: COMPONENT, instance: identity, logger });
-  const elector = makeElector(flags, identity, kubeConfig, logger);
   const manager = new Manager({
     store,
     registry,
@@ -99,7 +118,7 @@ export async function run(args: string[]): Promise<number> {
           );
         }
         await events.flush();
-        await store.close();
+        await opened.close();
       })(),
       CLOSE_TIMEOUT_MS,
     ).catch((error: unknown) => logger.warn(errorFields(error), 'closing did not finish cleanly'));
@@ -147,7 +166,7 @@ export async function run(args: string[]): Promise<number> {
     logger.info(
       {
         identity,
-        store: describeStore(flags),
+        store: describeStore(spec),
         namespace: flags.namespace || '(all)',
         controllers,
         ...(address ? { opsAddress: `${address.address}:${address.port}` } : {}),
@@ -171,11 +190,15 @@ export async function run(args: string[]): Promise<number> {
   return code;
 }
 
-function describeStore(flags: ControllerFlags): string {
-  return flags.store.type === 'file' ? `file:${flags.store.dir}` : 'kube';
+function usageFailure(error: Error): number {
+  process.stderr.write(`metalbox controller: ${error.message}\n\n${CONTROLLER_USAGE}`);
+  return 2;
 }
 
-/** --kubeconfig, else $KUBECONFIG, ~/.kube/config, the pod's service account. Throws UsageError. */
+/**
+ * --kubeconfig, else $KUBECONFIG, ~/.kube/config, the pod's service account: the order openStore
+ * loads them in. Throws UsageError.
+ */
 function loadKubeConfig(path: string | undefined): KubeConfig {
   const kc = new KubeConfig();
   if (path !== undefined) {
@@ -208,24 +231,24 @@ function loadKubeConfig(path: string | undefined): KubeConfig {
   return kc;
 }
 
-function makeElector(
+/** Without --leader-elect a single leader; with it the store's own election (kube or etcd). */
+async function makeElector(
   flags: ControllerFlags,
+  opened: OpenedStore,
   identity: string,
-  kubeConfig: KubeConfig | undefined,
   logger: Logger,
-): LeaderElector {
-  if (!flags.leaderElect || !kubeConfig) return new AlwaysLeader(identity);
-  const namespace = flags.leaderElectionNamespace ?? podNamespace() ?? 'metalbox-system';
-  const lease = { namespace, name: flags.leaderElectionId };
-  return new LeaseElector({
-    kubeConfig,
-    ...lease,
+): Promise<LeaderElector> {
+  if (!flags.leaderElect) return new AlwaysLeader(identity);
+  const namespace =
+    opened.spec.type === 'kube'
+      ? (flags.leaderElectionNamespace ?? podNamespace() ?? 'metalbox-system')
+      : undefined;
+  const election = namespace ? `${namespace}/${flags.leaderElectionId}` : flags.leaderElectionId;
+  return electorFor(opened, {
     identity,
-    onChange: (leading, detail) =>
-      logger.info(
-        { identity, lease: `${lease.namespace}/${lease.name}`, leading, detail },
-        'leader election',
-      ),
+    name: flags.leaderElectionId,
+    ...(namespace ? { namespace } : {}),
+    onChange: (leading, detail) => logger.info({ identity, election, leading, detail }, 'leader election'),
   });
 }
 

@@ -69,8 +69,9 @@ test('every flag is read into its typed value', () => {
 
 test('each bad value is reported with the flag it belongs to', () => {
   const table: [string[], RegExp][] = [
-    [['--store=etcd'], /^--store must be kube or file:<dir>/],
-    [['--store=file:'], /^--store must be kube or file:<dir>/],
+    [['--store=etcd'], /^--store must be kube\[:<kubeconfig>\], file:<dir> or etcd:\/\//],
+    [['--store=file:'], /^--store must be kube\[:<kubeconfig>\], file:<dir> or etcd:\/\//],
+    [['--store=etcd://a:99999'], /^--store: "a:99999" .* is not host or host:port/],
     [['--namespace=Bad_NS'], /^--namespace must be a lowercase RFC 1123 label/],
     [['--leader-election-namespace=-x'], /^--leader-election-namespace must be a lowercase RFC 1123 label/],
     [['--leader-election-id=UPPER'], /^--leader-election-id must be a lowercase RFC 1123 subdomain/],
@@ -81,10 +82,37 @@ test('each bad value is reported with the flag it belongs to', () => {
     [['--log-level=verbose'], /^--log-level must be one of trace, debug, info/],
     [['--store=file:/tmp/x', '--leader-elect'], /^--leader-elect needs --store kube/],
     [['--store=file:/tmp/x', '--kubeconfig=/k'], /^--kubeconfig applies only to --store kube/],
+    [['--store=etcd://e:2379', '--kubeconfig=/k'], /^--kubeconfig applies only to --store kube/],
+    [['--store=kube:/a', '--kubeconfig=/k'], /^--kubeconfig and --store kube:<kubeconfig> both name/],
+    [['--store=etcd://e', '--leader-election-namespace=ops'], /^--leader-election-namespace applies only/],
     [['--bogus'], /Unknown option '--bogus'/],
     [['--namespace'], /--namespace/],
   ];
   for (const [args, expected] of table) assert.match(usageError(args), expected, args.join(' '));
+});
+
+test('--store takes every store the operator CLI takes, else $METALBOX_STORE, else kube', () => {
+  const etcd = parseControllerFlags(
+    ['--store=etcd://10.0.0.1,10.0.0.2:2380/mbx', '--leader-elect', '--encryption-key-file=/k.yaml'],
+    {},
+  );
+  assert.ok(!etcd.help);
+  assert.deepEqual(etcd.flags.store, {
+    type: 'etcd',
+    endpoints: ['10.0.0.1:2379', '10.0.0.2:2380'],
+    prefix: '/mbx',
+  });
+  assert.equal(etcd.flags.leaderElect, true);
+  assert.deepEqual(etcd.storeValues, {
+    store: 'etcd://10.0.0.1,10.0.0.2:2380/mbx',
+    'encryption-key-file': '/k.yaml',
+  });
+  const fromEnv = parseControllerFlags([], { METALBOX_STORE: 'etcd://e:1/m' });
+  assert.ok(!fromEnv.help);
+  assert.deepEqual(fromEnv.flags.store, { type: 'etcd', endpoints: ['e:1'], prefix: '/m' });
+  const kube = parseControllerFlags(['--store=kube:./kc'], { METALBOX_STORE: 'file:/x' });
+  assert.ok(!kube.help);
+  assert.deepEqual(kube.flags.store, { type: 'kube', kubeconfig: resolve('kc') });
 });
 
 test('several bad flags are all reported at once', () => {
