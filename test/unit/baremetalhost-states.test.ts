@@ -10,7 +10,12 @@ import { next } from '../../src/controllers/baremetalhost/context.ts';
 import { buildHostController, provideProvisioningHooks } from '../../src/controllers/baremetalhost/family.ts';
 import { resolveBootMac } from '../../src/controllers/baremetalhost/handlers/inspecting.ts';
 import { findConflicts } from '../../src/controllers/baremetalhost/identity.ts';
-import { GROUP_KIND, HOST_KIND, SECRET_KIND } from '../../src/controllers/baremetalhost/kinds.ts';
+import {
+  GROUP_KIND,
+  HOST_KIND,
+  PROFILE_KIND,
+  SECRET_KIND,
+} from '../../src/controllers/baremetalhost/kinds.ts';
 import { parseRebootRequest } from '../../src/controllers/baremetalhost/power.ts';
 import { renderStateDocs } from '../../src/controllers/baremetalhost/state-docs.ts';
 import {
@@ -400,6 +405,119 @@ test('Installed ends the attempt: the group gets the disk answer, the host is pr
     assert.deepEqual(group.spec.selector, { mac: 'aa:bb:cc:dd:ee:01' });
     assert.equal(group.metadata.ownerReferences?.[0]?.uid, host.metadata.uid);
     assert.deepEqual(ended, ['h1']);
+  } finally {
+    await built.stop();
+    await store.close();
+  }
+});
+
+test('a timed-out or failed install attempt goes to error and is retried; after maxProvisioningRetries the host waits until its spec changes', async () => {
+  const store = new MemoryStore();
+  const ended: number[] = [];
+  const deps = {
+    store,
+    events: new StoreEventRecorder({ store, component: 'test' }),
+    logger: silentLogger,
+    registry: new Registry(),
+    namespace: NS,
+    config: {},
+  };
+  provideProvisioningHooks(deps, {
+    installArgs: async () => [],
+    provisioningEnded: async (h) => {
+      ended.push(h.status?.provisioning?.attempt ?? 0);
+    },
+  });
+  const built = buildHostController(
+    deps,
+    parseHostControllerConfig({
+      maxProvisioningRetries: 2,
+      errorBackoff: { baseSeconds: 0.01, capSeconds: 0.01 },
+    }),
+  );
+  const ref = { namespace: NS, name: 'h1' };
+  const reconcile = () => reconcileHost(built.env, ref, silentLogger);
+  const get = () => store.get<Host>(HOST_KIND, ref);
+  const setStatus = async (mutate: (s: NonNullable<Host['status']>) => void) => {
+    const h = await get();
+    const status = structuredClone(h.status ?? {});
+    mutate(status);
+    await store.updateStatus(HOST_KIND, { ...h, status });
+  };
+  try {
+    await built.env.hosts.waitForSync();
+    const secret = await store.create<Resource>(SECRET_KIND, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'h1-bmc', namespace: NS },
+    });
+    await store.create(HOST_KIND, {
+      ...hostObject('h1'),
+      metadata: { name: 'h1', namespace: NS, finalizers: [BMH_FINALIZER] },
+    });
+    await store.create(PROFILE_KIND, {
+      apiVersion: 'metalbox.io/v1alpha1',
+      kind: 'MatchboxProfile',
+      metadata: { name: 'talos', namespace: NS },
+      spec: { kernel: '/assets/vmlinuz', args: ['talos.platform=metal'] },
+    });
+    await setStatus((s) => {
+      s.goodCredentials = { name: 'h1-bmc', resourceVersion: secret.metadata.resourceVersion ?? '' };
+      s.provisioning = { state: 'provisioning', attempt: 1, startedAt: '2020-01-01T00:00:00Z' };
+    });
+    // Attempt 1 started long ago: timed out.
+    await reconcile();
+    let host = await get();
+    assert.equal(host.status?.provisioning?.state, 'error');
+    assert.equal(host.status?.errorType, 'provisioning error');
+    assert.match(
+      host.status?.errorMessage ?? '',
+      /install attempt 1 timed out after 3600 s \(config not delivered\)/,
+    );
+    assert.equal(host.status?.provisioning?.startedAt, undefined);
+    assert.deepEqual(ended, [1]);
+
+    // After the backoff: attempt 2 starts (its Matchbox objects wait for a sync nobody does here).
+    await new Promise((r) => setTimeout(r, 30));
+    await reconcile();
+    await reconcile();
+    host = await get();
+    assert.equal(host.status?.provisioning?.state, 'provisioning');
+    assert.equal(host.status?.provisioning?.attempt, 2);
+    assert.ok(host.status?.provisioning?.startedAt);
+    await setStatus((s) => {
+      s.conditions = [
+        ...(s.conditions ?? []),
+        {
+          type: 'InstallFailed',
+          status: 'True',
+          reason: 'ConfigInvalid',
+          message: 'machine.install.disk: not found',
+          lastTransitionTime: '2026-01-01T00:00:00Z',
+        },
+      ];
+    });
+    await reconcile();
+    host = await get();
+    assert.equal(host.status?.provisioning?.state, 'error');
+    assert.match(
+      host.status?.errorMessage ?? '',
+      /install attempt 2 failed: machine\.install\.disk: not found/,
+    );
+    assert.deepEqual(ended, [1, 2]);
+
+    // Both attempts used: no retry however long it waits...
+    await new Promise((r) => setTimeout(r, 30));
+    assert.deepEqual(await reconcile(), {});
+    assert.equal((await get()).status?.provisioning?.state, 'error');
+    // ...until the spec changes: back to available, with a fresh attempt count.
+    const h = await get();
+    h.spec.description = 'fixed the disk';
+    await store.update(HOST_KIND, h);
+    await reconcile();
+    host = await get();
+    assert.equal(host.status?.provisioning?.state, 'available');
+    assert.equal(host.status?.provisioning?.attempt, undefined);
   } finally {
     await built.stop();
     await store.close();

@@ -107,3 +107,14 @@ test('an IPMI host is provisioned the same way: ipmi_sim got bootdev pxe and pow
   assert.equal(machine.installs, 1);
   assert.equal(machine.phase, 'running-disk');
 });
+
+test('metrics: hosts per state, transitions, operation durations', async () => {
+  const text = await world.registry.metrics();
+  assert.match(text, /metalbox_hosts\{state="provisioned"\} 2/);
+  assert.match(text, /metalbox_host_state_transitions_total\{from="provisioning",to="provisioned"\} 2/);
+  assert.match(text, /metalbox_host_state_transitions_total\{from="none",to="registering"\} 2/);
+  for (const op of ['register', 'inspect', 'provision']) {
+    assert.match(text, new RegExp(`metalbox_host_operation_duration_seconds_count\\{operation="${op}"\\} 2`));
+  }
+  assert.match(text, /metalbox_host_power_actions_total\{action="pxe-once"\} 2/);
+});

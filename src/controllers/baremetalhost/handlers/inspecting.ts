@@ -124,8 +124,11 @@ export async function inspect(ctx: HostContext): Promise<void> {
   if (inventory.incomplete.length > 0) {
     ctx.event('Normal', 'InventoryIncomplete', `the BMC did not report: ${inventory.incomplete.join('; ')}`);
   }
-  if (ctx.annotation(BMH_ANNOTATIONS.inspect) !== undefined)
+  if (ctx.annotation(BMH_ANNOTATIONS.inspect) !== undefined) {
+    // The inventory is stored before the request is consumed, so a crash never loses it.
+    await ctx.persist();
     await ctx.removeAnnotation(BMH_ANNOTATIONS.inspect);
+  }
 }
 
 export const inspecting: Handler = async (ctx) => {
