@@ -137,7 +137,7 @@ export function buildHostController(
     async stop() {
       await Promise.all(caches.map((c) => c.stop()));
       await env.bmcs.closeAll();
-      await factory.closeAll?.();
+      await factory.closeAll();
     },
   };
 }
