@@ -95,6 +95,8 @@ export class HostContext {
   host: BareMetalHost & Resource;
   /** The status the dispatcher writes at the end (handlers edit it). */
   status: BareMetalHostStatus;
+  /** Bookkeeping (Events, metrics) that is true only once the status write succeeds. */
+  readonly afterWrite: (() => void)[] = [];
 
   constructor(env: HostEnv, host: BareMetalHost & Resource, logger: Logger) {
     this.env = env;
@@ -169,13 +171,15 @@ export class HostContext {
    * attempt number, a boot request). Conflicts propagate: the reconcile starts over.
    */
   async persist(): Promise<void> {
-    if (!this.statusChanged) return;
-    const written = await this.env.store.updateStatus<BareMetalHost & Resource>(HOST_KIND, {
-      ...this.host,
-      status: this.status,
-    });
-    this.host = written;
-    this.status = structuredClone(written.status ?? {});
+    if (this.statusChanged) {
+      const written = await this.env.store.updateStatus<BareMetalHost & Resource>(HOST_KIND, {
+        ...this.host,
+        status: this.status,
+      });
+      this.host = written;
+      this.status = structuredClone(written.status ?? {});
+    }
+    for (const effect of this.afterWrite.splice(0)) effect();
   }
 
   /** Changes the object (annotations, finalizers, a defaulted field) on a fresh read; the status draft is kept. */

@@ -262,11 +262,13 @@ export const CHECKS: readonly Check[] = [
     async run(ctx) {
       if (ctx.state !== 'provisioning' || ctx.env.slots.claim(ctx.host)) return undefined;
       if (ctx.status.operationalStatus !== 'delayed') {
-        ctx.env.metrics.delayed.inc();
-        ctx.event(
-          'Normal',
-          'Delayed',
-          `${ctx.env.slots.limit} hosts are provisioning (the provisioning limit); waiting for a slot`,
+        ctx.afterWrite.push(() => ctx.env.metrics.delayed.inc());
+        ctx.afterWrite.push(() =>
+          ctx.event(
+            'Normal',
+            'Delayed',
+            `${ctx.env.slots.limit} hosts are provisioning (the provisioning limit); waiting for a slot`,
+          ),
         );
       }
       ctx.status.operationalStatus = 'delayed';
@@ -298,11 +300,11 @@ function enter(
     const op = history[ended] ?? {};
     history[ended] = op;
     op.end = time;
-    if (op.start)
-      ctx.env.metrics.operationDuration.observe(
-        { operation: ended },
-        (now.getTime() - Date.parse(op.start)) / 1000,
-      );
+    const start = op.start;
+    if (start) {
+      const seconds = (now.getTime() - Date.parse(start)) / 1000;
+      ctx.afterWrite.push(() => ctx.env.metrics.operationDuration.observe({ operation: ended }, seconds));
+    }
   }
   const started = OPERATIONS[to];
   if (started && from !== 'error') history[started] = { start: time };
@@ -310,9 +312,11 @@ function enter(
     delete p.attempt;
     delete p.startedAt;
   }
-  ctx.env.metrics.transitions.inc({ from: from ?? 'none', to });
-  ctx.event(to === 'error' ? 'Warning' : 'Normal', EVENT_REASON[to], `${from ?? 'new'} → ${to}: ${reason}`);
-  ctx.logger.info({ from: from ?? 'none', to, reason }, 'host state change');
+  ctx.afterWrite.push(() => {
+    ctx.env.metrics.transitions.inc({ from: from ?? 'none', to });
+    ctx.event(to === 'error' ? 'Warning' : 'Normal', EVENT_REASON[to], `${from ?? 'new'} → ${to}: ${reason}`);
+    ctx.logger.info({ from: from ?? 'none', to, reason }, 'host state change');
+  });
 }
 
 /** Records a failed step: error fields, metric, backoff; operation states move to `error`. */
@@ -327,7 +331,7 @@ async function recordError(
   s.errorType = type;
   s.errorMessage = message.length > 4096 ? `${message.slice(0, 4093)}...` : message;
   s.errorCount = (s.errorCount ?? 0) + 1;
-  env.metrics.errors.inc({ type });
+  ctx.afterWrite.push(() => env.metrics.errors.inc({ type }));
   const { baseSeconds, capSeconds } = env.config.errorBackoff;
   const delay = backoffDelay(s.errorCount, {
     baseMs: baseSeconds * 1000,
@@ -339,8 +343,11 @@ async function recordError(
     enter(ctx, from, 'error', message);
   } else {
     const reason = type.replace(/(^|\s)(\w)/g, (_m, _s, c: string) => c.toUpperCase()).replace(/\s/g, '');
-    ctx.event('Warning', reason, `${message} (retry ${s.errorCount} in ${Math.round(delay / 1000)} s)`);
-    ctx.logger.warn({ state: from, errorType: type, errorCount: s.errorCount, message }, 'host error');
+    const count = s.errorCount;
+    ctx.afterWrite.push(() => {
+      ctx.event('Warning', reason, `${message} (retry ${count} in ${Math.round(delay / 1000)} s)`);
+      ctx.logger.warn({ state: from, errorType: type, errorCount: count, message }, 'host error');
+    });
   }
   return delay;
 }
@@ -429,7 +436,10 @@ async function finish(
   ) {
     await ctx.env.hooks().provisioningEnded({ ...ctx.host, status: ctx.status });
   }
-  if (result.kind === 'gone') return {};
+  if (result.kind === 'gone') {
+    for (const effect of ctx.afterWrite.splice(0)) effect();
+    return {};
+  }
   const state = ctx.state ?? INITIAL_STATE;
   let requeueAfter: number | undefined;
   const delayed = !opts.fromHandler && ctx.status.operationalStatus === 'delayed' && result.kind === 'stay';

@@ -109,7 +109,10 @@ test('an IPMI host is provisioned the same way: ipmi_sim got bootdev pxe and pow
 });
 
 test('metrics: hosts per state, transitions, operation durations', async () => {
-  const text = await world.registry.metrics();
+  const text = (await world.registry.metrics())
+    .split('\n')
+    .filter((l) => l.startsWith('metalbox_host'))
+    .join('\n');
   assert.match(text, /metalbox_hosts\{state="provisioned"\} 2/);
   assert.match(text, /metalbox_host_state_transitions_total\{from="provisioning",to="provisioned"\} 2/);
   assert.match(text, /metalbox_host_state_transitions_total\{from="none",to="registering"\} 2/);
