@@ -179,9 +179,11 @@ const network = withRules(
 export const bareMetalHostSpec = withRules(
   z.strictObject({
     online: z.boolean().describe('Desired power state.'),
-    bootMACAddress: macAddress().describe(
-      'MAC address of the NIC that network-boots. Either form and any case; consumers compare the lowercase colon form.',
-    ),
+    bootMACAddress: macAddress()
+      .optional()
+      .describe(
+        'MAC address of the NIC that network-boots. Either form and any case; consumers compare the lowercase colon form. When empty, inspection records it if the BMC inventory shows exactly one candidate.',
+      ),
     bmc,
     bootMode: z
       .enum(['UEFI', 'legacy'])

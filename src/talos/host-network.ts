@@ -5,6 +5,7 @@
 import type { BareMetalHostSpec, HostNetwork } from '../crds/baremetalhost.ts';
 import { normalizeMac } from '../crds/common.ts';
 import type { Contract } from './contract.ts';
+import { TalosConfigError } from './errors.ts';
 import type { ConfigDocument, YamlMap } from './yaml-stream.ts';
 
 export const BOOT_LINK_ALIAS = 'boot0';
@@ -32,6 +33,10 @@ const mac = (value: string): string => (normalizeMac(value) ?? value).toLowerCas
 function plan(spec: BareMetalHostSpec): NetworkPlan | undefined {
   const net = spec.network;
   if (!net) return undefined;
+  if (!spec.bootMACAddress) {
+    // Inspection fills it in when the inventory is unambiguous; until then the boot NIC is unknown.
+    throw new TalosConfigError('spec.bootMACAddress', 'needed to name the boot link; not known yet');
+  }
   const bootMac = mac(spec.bootMACAddress);
   const bond = net.bond;
   const parent = net.vlan?.parent ?? bond?.name;

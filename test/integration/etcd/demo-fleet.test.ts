@@ -76,7 +76,7 @@ async function provisionSeedFleet(
     .filter((o) => o.kind === 'BareMetalHost')
     .map((h, i) => ({
       name: h.metadata.name,
-      mac: (h as Host).spec.bootMACAddress.toLowerCase(),
+      mac: ((h as Host).spec.bootMACAddress ?? '').toLowerCase(),
       uuid: `6d657461-6c62-4f78-8000-${(i + 1).toString(16).padStart(12, '0')}`,
     }));
   const cleanups: (() => Promise<unknown>)[] = [];
