@@ -2,24 +2,29 @@
 // Real: the embedded file store, two Matchbox servers (mTLS gRPC + HTTP), the Matchbox sync and
 // BareMetalHost controllers, the Redfish driver talking to sushy-tools. SIMULATED: the BMCs are
 // sushy-tools fake systems and each server is a SimulatedMachine that walks the real HTTP boot
-// chain when its emulated BMC powers it on. Everything is torn down at the end.
+// chain when its emulated BMC powers it on, fetches its Talos config with the one-time token URL
+// from its own loopback address, and publishes the real Talos event sequence over gRPC to the real
+// event sink (the base config is a SIMULATION fake). Everything is torn down at the end.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Registry } from 'prom-client';
 import { stringify } from 'yaml';
+import { INSTALL_CONDITIONS } from '../controllers/baremetalhost/hooks.ts';
 import { HOST_KIND, SECRET_KIND } from '../controllers/baremetalhost/kinds.ts';
 import { controllerFamilies } from '../controllers/index.ts';
 import type { BareMetalHost } from '../crds/baremetalhost.ts';
 import { kindFor } from '../crds/index.ts';
+import type { TalosMachineConfig } from '../crds/talosmachineconfig.ts';
 import { StoreEventRecorder } from '../runtime/events.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { Manager } from '../runtime/manager.ts';
 import type { Resource, ResourceKind } from '../runtime/resource.ts';
 import { redfishSystemView } from '../sim/bmc-view.ts';
 import { SimulatedMachine } from '../sim/machine.ts';
-import { storeInstallReporter } from '../sim/reporter.ts';
+import { fakeBaseConfigSecret } from '../sim/talos-base-config.ts';
+import { fetchConfig, talosEventReporter } from '../sim/talos-events.ts';
 import { FileStore } from '../stores/file.ts';
 import { readManifests } from './manifest-files.ts';
 
@@ -64,14 +69,30 @@ const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const say = (s: string) => process.stdout.write(`${s}\n`);
 
 /** Collects the controllers' warnings for the end-of-run report; the table is the live output. */
-function demoLogger(verbose: boolean): Logger & { problems: string[] } {
+function demoLogger(verbose: boolean): Logger & { problems: string[]; eventSinkAddress?: string } {
   const problems: string[] = [];
+  const logger: Logger & { problems: string[]; eventSinkAddress?: string } = {
+    problems,
+    debug: () => {},
+    info: () => {},
+    warn: () => {},
+    error: () => {},
+  };
   const write = (level: string) => (obj: object, msg?: string) => {
+    // The Talos family announces where its event sink listens; the simulated machines publish there.
+    const sink = (obj as { eventSinkAddress?: unknown }).eventSinkAddress;
+    if (msg === 'Talos config delivery ready' && typeof sink === 'string') logger.eventSinkAddress = sink;
     const line = `${level} ${msg ?? ''} ${JSON.stringify(obj)}`;
     if (level === 'warn' || level === 'error') problems.push(line);
     if (verbose && level !== 'debug') process.stderr.write(`${line}\n`);
   };
-  return { problems, debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
+  Object.assign(logger, {
+    debug: write('debug'),
+    info: write('info'),
+    warn: write('warn'),
+    error: write('error'),
+  });
+  return logger;
 }
 
 /** Placeholder boot assets: SIMULATION, not real kernels or Talos configs. */
@@ -92,12 +113,14 @@ interface DemoHost {
   mac: string;
   uuid: string;
   originalBmc: string;
+  /** SIMULATION: the machine's own source address (Linux accepts any 127.0.0.0/8 address). */
+  address: string;
   machine?: SimulatedMachine;
 }
 
 function table(hosts: DemoHost[], objects: Map<string, BareMetalHost>, started: number): string[] {
   const rows = [
-    ['HOST', 'STATE', 'BMC POWER', 'ATTEMPT', 'MACHINE (SIMULATION)', 'BOOTS (SIMULATION)', 'ERROR'],
+    ['HOST', 'STATE', 'BMC POWER', 'ATTEMPT', 'MACHINE (SIMULATION)', 'TALOS', 'BOOTS (SIMULATION)', 'ERROR'],
   ];
   for (const h of hosts) {
     const s = objects.get(h.name)?.status;
@@ -107,7 +130,8 @@ function table(hosts: DemoHost[], objects: Map<string, BareMetalHost>, started: 
       s?.provisioning?.state ?? '-',
       s?.poweredOn === undefined ? '-' : s.poweredOn ? 'on' : 'off',
       s?.provisioning?.attempt === undefined ? '-' : String(s.provisioning.attempt),
-      h.machine?.phase ?? '-',
+      `${h.machine?.phase ?? '-'} @${h.address}`,
+      talosPhase(s),
       boots.length ? boots.slice(-2).join(', ') : '-',
       s?.errorType
         ? `${s.errorType}: ${(s.errorMessage ?? '').slice(0, 60)}`
@@ -126,6 +150,19 @@ function table(hosts: DemoHost[], objects: Map<string, BareMetalHost>, started: 
   lines[0] = bold(lines[0]!);
   lines.push(`elapsed ${Math.round((Date.now() - started) / 1000)} s`);
   return lines;
+}
+
+/** What the event sink last saw of the host's Talos, from its install conditions. */
+function talosPhase(s: BareMetalHost['status']): string {
+  const on = (type: string) =>
+    s?.conditions?.some((c) => c.type === type && c.status === 'True' && !c.reason?.startsWith('Simulated'));
+  if (on(INSTALL_CONDITIONS.ready)) return 'ready';
+  if (on(INSTALL_CONDITIONS.bootedFromDisk)) return 'booted from disk';
+  if (on(INSTALL_CONDITIONS.installed)) return 'installed';
+  if (s?.lastObservedBoot?.phase === 'installing') return 'installing';
+  if (on(INSTALL_CONDITIONS.configDelivered))
+    return `config fetched by ${s?.talos?.configFetchedFrom ?? '?'}`;
+  return s?.talos?.tokenHash ? 'token minted' : '-';
 }
 
 export async function run(args: string[]): Promise<number> {
@@ -157,7 +194,8 @@ export async function run(args: string[]): Promise<number> {
 
   say(bold('metalbox demo: the seed fleet, provisioned end to end on this machine'));
   say('SIMULATION: the BMCs are sushy-tools fake systems and the servers are simulated machines;');
-  say('            the store, Matchbox servers, controllers and BMC/Matchbox protocols are real.\n');
+  say('            the store, Matchbox servers, controllers, Talos config server and event sink, and the');
+  say('            BMC/Matchbox/Talos protocols are real; the Talos base config is a fake.\n');
 
   const cleanups: { what: string; run: () => Promise<void> }[] = [];
   const teardown = async () => {
@@ -182,9 +220,10 @@ export async function run(args: string[]): Promise<number> {
     const seedHosts = objects.filter((o) => o.kind === 'BareMetalHost') as (BareMetalHost & Resource)[];
     const hosts: DemoHost[] = seedHosts.map((h, i) => ({
       name: h.metadata.name!,
-      mac: (h.spec.bootMACAddress ?? '').toLowerCase().replaceAll('-', ':'),
+      mac: h.spec.bootMACAddress.toLowerCase().replaceAll('-', ':'),
       uuid: `6d657461-6c62-4f78-8000-${(i + 1).toString(16).padStart(12, '0')}`,
       originalBmc: h.spec.bmc.address,
+      address: `127.0.0.${11 + i}`,
     }));
 
     // 2. Real peers: two Matchbox servers (one PKI) and the Redfish emulator with one system per host.
@@ -236,6 +275,12 @@ export async function run(args: string[]): Promise<number> {
         provisioningTimeoutSeconds: 180,
         errorBackoff: { baseSeconds: 2, capSeconds: 20 },
       },
+      // The real config server and event sink, on free loopback ports.
+      talos: {
+        configServer: { listen: '127.0.0.1:0' },
+        eventSink: { listen: '127.0.0.1:0' },
+        tokenTTLSeconds: 600,
+      },
     };
     const configFile = join(dir, 'controller.yaml');
     writeFileSync(configFile, stringify(config));
@@ -275,12 +320,32 @@ export async function run(args: string[]): Promise<number> {
       if (!kind) continue;
       await store.create(kind, copy);
       applied++;
+      if (copy.kind === 'TalosMachineConfig') {
+        // The base config is a Secret outside Git (it holds the cluster's keys): a SIMULATION fake here.
+        const spec = (copy as unknown as TalosMachineConfig).spec;
+        await store.create(
+          SECRET_KIND,
+          fakeBaseConfigSecret({
+            namespace: copy.metadata.namespace ?? NAMESPACE,
+            name: spec.baseConfigSecretRef.name,
+            clusterName: spec.clusterName ?? 'mycluster',
+            ...(spec.baseConfigSecretRef.controlplaneKey
+              ? { controlplaneKey: spec.baseConfigSecretRef.controlplaneKey }
+              : {}),
+            ...(spec.baseConfigSecretRef.workerKey ? { workerKey: spec.baseConfigSecretRef.workerKey } : {}),
+          }),
+        );
+        applied++;
+      }
     }
     say(`applied ${applied} objects from ${manifestsDir}:`);
     say(
       '  - BMC addresses and credentials rewritten to the local emulator (the IPMI workers are emulated over Redfish);',
     );
-    say(`  - profile talos.config URLs pointed at ${configUrl} (SIMULATION placeholder configs);`);
+    say(
+      `  - profile talos.config URLs pointed at ${configUrl} (replaced per host by the one-time token URL);`,
+    );
+    say('  - a SIMULATION fake base-config Secret for the TalosMachineConfig (no real keys);');
     say(
       "  - the seed's static MatchboxGroups (matchboxgroups.yaml) skipped: each BareMetalHost now owns the",
     );
@@ -307,6 +372,11 @@ export async function run(args: string[]): Promise<number> {
       },
     });
     await manager.start();
+    const sink = logger.eventSinkAddress;
+    if (!sink) throw new Error('the Talos family did not start its event sink');
+    say(
+      `Talos event sink ${sink}; each SIMULATED machine fetches its config and publishes from its own address\n`,
+    );
 
     // 6. One SIMULATED machine per host, watching its emulated BMC.
     for (const h of hosts) {
@@ -321,7 +391,9 @@ export async function run(args: string[]): Promise<number> {
           password: sushy.password,
         }),
         matchboxUrls: [pair.a.httpURL, pair.b.httpURL],
-        reporter: storeInstallReporter(store, { namespace: NAMESPACE, name: h.name }),
+        // Talos's own reporting: the event sequence over gRPC, from the address that fetched the config.
+        reporter: talosEventReporter({ sink, localAddress: h.address, hostname: `talos-${h.name}` }),
+        fetchConfig: (url) => fetchConfig(url, { localAddress: h.address }),
         pollMs: 500,
         installMs: 2000,
         logger,
@@ -384,7 +456,9 @@ export async function run(args: string[]): Promise<number> {
           }),
         );
         say(
-          `  ${h.name.padEnd(10)} attempt ${s?.provisioning?.attempt}, installs seen by the SIMULATED machine: ${h.machine?.installs}, ` +
+          `  ${h.name.padEnd(10)} attempt ${s?.provisioning?.attempt}, config fetched by ${s?.talos?.configFetchedFrom ?? '?'}, ` +
+            `installed: ${s?.conditions?.find((c) => c.type === INSTALL_CONDITIONS.installed)?.reason ?? '?'}, ` +
+            `installs seen by the SIMULATED machine: ${h.machine?.installs}, ` +
             `Matchbox answers now: ${answers.join(' / ')}`,
         );
       }

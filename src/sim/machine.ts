@@ -50,6 +50,11 @@ export interface SimulatedMachineOptions {
   logger?: Logger;
   /** Starts with an installed disk (a machine metalbox adopts). */
   diskInstalled?: boolean;
+  /**
+   * Fetches the talos.config URL (default: global fetch). Lets several machines on one computer
+   * fetch from their own source address, as the config server and event sink tell hosts apart by it.
+   */
+  fetchConfig?: (url: string) => Promise<{ status: number; body: string }>;
 }
 
 class Halt extends Error {}
@@ -228,7 +233,9 @@ export class SimulatedMachine {
       }
       record.answer = 'install';
       const configUrl = this.#expand(configArg.slice('talos.config='.length));
-      const config = await this.#get(configUrl, signal);
+      const config = this.#opts.fetchConfig
+        ? await this.#opts.fetchConfig(configUrl)
+        : await this.#get(configUrl, signal);
       if (config.status !== 200) throw new Halt(`talos.config ${configUrl}: HTTP ${config.status}`);
       record.configFetched = true;
       this.#log('info', `fetched talos.config (${config.body.length} bytes); installing`);
