@@ -220,7 +220,7 @@ export async function run(args: string[]): Promise<number> {
     const seedHosts = objects.filter((o) => o.kind === 'BareMetalHost') as (BareMetalHost & Resource)[];
     const hosts: DemoHost[] = seedHosts.map((h, i) => ({
       name: h.metadata.name!,
-      mac: h.spec.bootMACAddress.toLowerCase().replaceAll('-', ':'),
+      mac: (h.spec.bootMACAddress ?? '').toLowerCase().replaceAll('-', ':'),
       uuid: `6d657461-6c62-4f78-8000-${(i + 1).toString(16).padStart(12, '0')}`,
       originalBmc: h.spec.bmc.address,
       address: `127.0.0.${11 + i}`,
