@@ -422,9 +422,17 @@ export class World {
 
   async events(name: string): Promise<CoreEvent[]> {
     const list = await this.store.list<CoreEvent>(EventKind, { namespace: NAMESPACE });
-    return list.items
-      .filter((e) => e.involvedObject.name === name && e.involvedObject.kind === 'BareMetalHost')
-      .sort((a, b) => a.firstTimestamp.localeCompare(b.firstTimestamp));
+    return (
+      list.items
+        .filter((e) => e.involvedObject.name === name && e.involvedObject.kind === 'BareMetalHost')
+        // Timestamps have second precision; within a second the store's write order decides (both
+        // stores used here count resourceVersions up).
+        .sort(
+          (a, b) =>
+            a.firstTimestamp.localeCompare(b.firstTimestamp) ||
+            Number(a.metadata.resourceVersion) - Number(b.metadata.resourceVersion),
+        )
+    );
   }
 
   async group(name: string): Promise<MatchboxGroup & Resource> {
