@@ -30,7 +30,7 @@ test('metalbox demo provisions the five seed hosts, shows the table, tears down 
     assert.match(
       out,
       new RegExp(
-        `${host}\\s+attempt 1, installs seen by the SIMULATED machine: 1, Matchbox answers now: boot-from-disk / boot-from-disk`,
+        `${host}\\s+attempt 1, config fetched by 127\\.0\\.0\\.1\\d, installed: InstallSequenceFinished, installs seen by the SIMULATED machine: 1, Matchbox answers now: boot-from-disk / boot-from-disk`,
       ),
     );
   }
