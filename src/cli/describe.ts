@@ -163,7 +163,11 @@ async function eventLines(store: ResourceStore, obj: Resource, now: Date, max: n
         ? e.involvedObject.uid === obj.metadata.uid
         : e.involvedObject?.kind === obj.kind && e.involvedObject?.name === obj.metadata.name,
     )
-    .sort((a, b) => Date.parse(a.lastTimestamp) - Date.parse(b.lastTimestamp))
+    .sort(
+      (a, b) =>
+        Date.parse(a.lastTimestamp) - Date.parse(b.lastTimestamp) ||
+        (a.eventTime ?? '').localeCompare(b.eventTime ?? ''),
+    )
     .slice(-max);
   if (mine.length === 0) return ['Events:       <none>'];
   const age = (t: string) => humanDuration(now.getTime() - Date.parse(t));

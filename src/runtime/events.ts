@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { isConflict, isNotFound } from './errors.ts';
 import { errorFields, type Logger, silentLogger } from './logger.ts';
-import { objectKey, type Resource, type ResourceKind, refOf, timestamp } from './resource.ts';
+import { microTimestamp, objectKey, type Resource, type ResourceKind, refOf, timestamp } from './resource.ts';
 import type { ResourceStore } from './store.ts';
 
 export type EventType = 'Normal' | 'Warning';
@@ -38,6 +38,10 @@ export interface CoreEvent extends Resource {
   count: number;
   firstTimestamp: string;
   lastTimestamp: string;
+  /** When the series began, to the microsecond (absent on Events written by older recorders). */
+  eventTime?: string;
+  /** Required by the apiserver once eventTime is set; the reason doubles as the action. */
+  action?: string;
   source: { component: string; host?: string };
   reportingComponent: string;
   reportingInstance: string;
@@ -64,7 +68,10 @@ export class StoreEventRecorder implements EventRecorder {
   #now: () => Date;
   /** Aggregation key → the Event last written for it (insertion order doubles as LRU order). */
   #series = new Map<string, CoreEvent>();
-  /** Aggregation key → tail of its write chain, so repeats of one series are written in order. */
+  /**
+   * Involved object → tail of its write chain: one object's Events are written in the order they
+   * were recorded, so their resourceVersions order them even within one second.
+   */
   #chains = new Map<string, Promise<void>>();
   #pending = new Set<Promise<void>>();
 
@@ -76,9 +83,10 @@ export class StoreEventRecorder implements EventRecorder {
 
   event(obj: Resource, type: EventType, reason: string, message: string): void {
     const text = message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 3)}...` : message;
-    const key = [obj.kind, objectKey(refOf(obj)), obj.metadata.uid ?? '', type, reason, text].join('\u0000');
+    const object = [obj.kind, objectKey(refOf(obj)), obj.metadata.uid ?? ''].join('\u0000');
+    const key = [object, type, reason, text].join('\u0000');
     const at = this.#now();
-    const previous = this.#chains.get(key) ?? Promise.resolve();
+    const previous = this.#chains.get(object) ?? Promise.resolve();
     const write = previous
       .then(() => this.#write(key, obj, type, reason, text, at))
       .catch((error: unknown) => {
@@ -87,11 +95,11 @@ export class StoreEventRecorder implements EventRecorder {
           'could not record event',
         );
       });
-    this.#chains.set(key, write);
+    this.#chains.set(object, write);
     this.#pending.add(write);
     void write.finally(() => {
       this.#pending.delete(write);
-      if (this.#chains.get(key) === write) this.#chains.delete(key);
+      if (this.#chains.get(object) === write) this.#chains.delete(object);
     });
   }
 
@@ -149,6 +157,8 @@ export class StoreEventRecorder implements EventRecorder {
       count: 1,
       firstTimestamp: time,
       lastTimestamp: time,
+      eventTime: microTimestamp(at),
+      action: reason,
       source: { component, ...(instance ? { host: instance } : {}) },
       reportingComponent: component,
       reportingInstance: instance ?? component,

@@ -86,6 +86,11 @@ export function timestamp(date: Date = new Date()): string {
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
+/** A MicroTime (6 fractional digits), for fields that order things finer than a second. */
+export function microTimestamp(date: Date = new Date()): string {
+  return date.toISOString().replace(/Z$/, '000Z');
+}
+
 export function matchesLabels(obj: Resource, selector: Record<string, string> | undefined): boolean {
   if (!selector) return true;
   const labels = obj.metadata.labels ?? {};

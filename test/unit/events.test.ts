@@ -105,3 +105,39 @@ test('a failing store does not throw into the caller; the failure is logged', as
   await recorder.flush();
   assert.deepEqual(warnings, ['could not record event']);
 });
+
+test("one object's events are written in the order recorded, with microsecond eventTimes", async () => {
+  const { store, host } = await setup();
+  // Delays the first create so that, written concurrently, the second event would land first.
+  let creates = 0;
+  const slowFirstCreate = new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop !== 'create') return Reflect.get(target, prop, receiver);
+      return async (...args: Parameters<MemoryStore['create']>) => {
+        if (creates++ === 0) await new Promise((r) => setTimeout(r, 50));
+        return target.create(...args);
+      };
+    },
+  });
+  let ms = Date.parse('2026-01-01T00:00:00.250Z');
+  const recorder = new StoreEventRecorder({
+    store: slowFirstCreate,
+    component: 'metalbox-controller',
+    now: () => new Date(ms++),
+  });
+  recorder.event(host, 'Normal', 'StateChanged', 'new → registering');
+  recorder.event(host, 'Normal', 'StateChanged', 'registering → inspecting');
+  await recorder.flush();
+  const { items } = await store.list<CoreEvent>(EventKind, { namespace: 'lab' });
+  const byWrite = items.sort(
+    (a, b) => Number(a.metadata.resourceVersion) - Number(b.metadata.resourceVersion),
+  );
+  assert.deepEqual(
+    byWrite.map((e) => e.message),
+    ['new → registering', 'registering → inspecting'],
+  );
+  assert.deepEqual(
+    byWrite.map((e) => e.eventTime),
+    ['2026-01-01T00:00:00.250000Z', '2026-01-01T00:00:00.251000Z'],
+  );
+});

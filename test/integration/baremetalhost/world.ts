@@ -425,11 +425,11 @@ export class World {
     return (
       list.items
         .filter((e) => e.involvedObject.name === name && e.involvedObject.kind === 'BareMetalHost')
-        // Timestamps have second precision; within a second the store's write order decides (both
-        // stores used here count resourceVersions up).
+        // eventTime has microseconds; equal times fall back to the store's write order (both stores
+        // used here count resourceVersions up).
         .sort(
           (a, b) =>
-            a.firstTimestamp.localeCompare(b.firstTimestamp) ||
+            (a.eventTime ?? a.firstTimestamp).localeCompare(b.eventTime ?? b.firstTimestamp) ||
             Number(a.metadata.resourceVersion) - Number(b.metadata.resourceVersion),
         )
     );

@@ -132,13 +132,15 @@ describe('the controller identity can do what the controller needs', () => {
     await recorder.flush();
     assert.deepEqual(warnings, []);
     const events = (await admin('GET', `/api/v1/namespaces/${NS}/events`)) as unknown as {
-      items: { reason: string; count: number }[];
+      items: { reason: string; count: number; eventTime?: string }[];
     };
     const probe = events.items.filter((e) => e.reason === 'RbacProbe');
     assert.deepEqual(
       probe.map((e) => e.count),
       [2],
     );
+    // The apiserver keeps the microsecond eventTime that orders Events within one second.
+    assert.match(probe[0]?.eventTime ?? '', /\.\d{6}Z$/);
   });
 
   it('takes, renews and releases its Lease in metalbox-system', async () => {
