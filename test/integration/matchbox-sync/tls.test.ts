@@ -152,8 +152,10 @@ test('each mTLS mistake is in the endpoint status with its own message, and the 
   assert.equal(synced.reason, 'SyncFailed');
   assert.match(synced.message, /^generation 1 is not on 4 of 5 Matchbox endpoints: bad-client \(/);
 
-  // The good endpoint serves the seed.
-  assert.equal((await fetchIpxe(pair.a.httpURL, 'aa:bb:cc:dd:ee:01')).status, 200);
+  // The good endpoint serves the seed once the group sync (a controller of its own) has written it.
+  await waitFor(async () => (await fetchIpxe(pair.a.httpURL, 'aa:bb:cc:dd:ee:01')).status === 200, {
+    what: 'the good endpoint answering the seed MAC',
+  });
   assert.equal(await metricValue(world.registry, 'metalbox_matchbox_endpoint_up', { endpoint: 'good' }), 1);
   for (const name of ['bad-client', 'wrong-ca', 'wrong-san', 'no-secret']) {
     assert.equal(
