@@ -4,28 +4,17 @@ import type { ConditionInput } from '../../runtime/conditions.ts';
 import type { ControllerSpec } from '../../runtime/controller.ts';
 import { isNotFound } from '../../runtime/errors.ts';
 import { addFinalizer, hasFinalizer } from '../../runtime/finalizers.ts';
-import { describe, objectKey, refOf } from '../../runtime/resource.ts';
+import { objectKey, refOf } from '../../runtime/resource.ts';
 import type { Endpoint } from './endpoints.ts';
 import { GroupKind, type GroupObject, ProfileKind, type ProfileObject } from './kinds.ts';
 import type { ReferenceIndex } from './references.ts';
+import { BOOT_ANSWER_VERIFIED, PROFILE_RESOLVED, withCondition, withoutCondition } from './status.ts';
 import {
-  BOOT_ANSWER_VERIFIED,
-  errorText,
-  isCurrentOn,
-  PROFILE_RESOLVED,
-  SYNCED,
-  withCondition,
-  withoutCondition,
-} from './status.ts';
-import {
-  EndpointsFailedError,
   FINALIZER,
-  failuresOf,
-  finalize,
-  onEveryEndpoint,
+  removeFromEveryEndpoint,
+  reportBlocked,
   type SyncDeps,
-  syncStatus,
-  updateStatus,
+  writeToEveryEndpoint,
 } from './sync.ts';
 
 export async function putGroup(endpoint: Endpoint, group: Group): Promise<void> {
@@ -39,9 +28,8 @@ export async function deleteGroup(endpoint: Endpoint, id: string): Promise<void>
 export function matchboxGroupController(
   deps: SyncDeps & { workers?: number; verifyBootAnswers: boolean; profileRefs: ReferenceIndex },
 ): ControllerSpec {
-  const { store, pool } = deps;
-  /** Group → the profile it refers to (shared with the verification controller). */
-  const { profileRefs } = deps;
+  /** profileRefs: group → the profile it refers to (shared with the verification controller). */
+  const { store, profileRefs } = deps;
 
   return {
     name: 'matchboxgroup-sync',
@@ -59,7 +47,6 @@ export function matchboxGroupController(
         profileRefs.delete(req.key);
         return;
       }
-      const what = describe(GroupKind, req);
       const namespace = obj.metadata.namespace!;
       const profileRef = { namespace, name: obj.spec.profileRef.name };
       let rendered: Group;
@@ -67,65 +54,32 @@ export function matchboxGroupController(
         rendered = renderGroup(obj);
       } catch (error) {
         if (!(error instanceof RenderError)) throw error;
-        const generation = obj.metadata.generation ?? 1;
-        const now = new Date();
-        await updateStatus(deps, GroupKind, obj, (status) =>
-          withCondition(
-            { ...status, observedGeneration: generation },
-            {
-              type: SYNCED,
-              status: 'False',
-              reason: 'InvalidSpec',
-              message: errorText(error),
-              observedGeneration: generation,
-            },
-            now,
-          ),
-        );
+        // The spec cannot change by retrying; a new generation re-queues it.
+        await reportBlocked(deps, GroupKind, obj, 'InvalidSpec', error.message);
         return;
       }
-      const id = rendered.id;
+      const target = { kind: 'group', id: rendered.id } as const;
       if (obj.metadata.deletionTimestamp) {
         profileRefs.delete(req.key);
-        await finalize(deps, GroupKind, obj, id, (e) =>
-          e.withLock('group', id, async () => {
-            await deleteGroup(e, id);
-            e.noteWrite('group', id, {
-              uid: obj.metadata.uid ?? '',
-              generation: obj.metadata.generation ?? 1,
-              deleted: true,
-            });
-          }),
-        );
+        await removeFromEveryEndpoint(deps, GroupKind, obj, target, (e) => deleteGroup(e, target.id));
         return;
       }
       if (!hasFinalizer(obj, FINALIZER))
         obj = await addFinalizer<GroupObject>(store, GroupKind, req, FINALIZER);
       profileRefs.set(req.key, [objectKey(profileRef)]);
 
-      const generation = obj.metadata.generation ?? 1;
-      const uid = obj.metadata.uid ?? '';
-      const outcomes = await onEveryEndpoint(pool.endpoints, async (e) => {
-        const entry = obj.status?.endpoints?.find((s) => s.endpoint === e.address);
-        if (isCurrentOn(entry, generation)) return 'current';
-        await e.withLock('group', id, async () => {
-          await putGroup(e, rendered);
-          e.noteWrite('group', id, { uid, generation, deleted: false });
-        });
-        return 'written';
-      });
       // A group whose profile is missing is still written (it starts working when the profile
       // appears), but says why Matchbox answers its machines with 404 meanwhile.
       const profile = await getProfile(profileRef);
-      const now = new Date();
-      await updateStatus(deps, GroupKind, obj, (status) => {
-        let next = syncStatus(status, generation, pool, id, outcomes, now);
-        next = withCondition(next, profileCondition(profileRef, profile, generation), now);
-        // BootAnswerVerified belongs to the verification controller, when it runs.
-        return deps.verifyBootAnswers ? next : withoutCondition(next, BOOT_ANSWER_VERIFIED);
+      const generation = obj.metadata.generation ?? 1;
+      await writeToEveryEndpoint(deps, GroupKind, obj, target, (e) => putGroup(e, rendered), {
+        status: (status) => {
+          const now = new Date();
+          const next = withCondition(status, profileCondition(profileRef, profile, generation), now);
+          // BootAnswerVerified belongs to the verification controller, when it runs.
+          return deps.verifyBootAnswers ? next : withoutCondition(next, BOOT_ANSWER_VERIFIED);
+        },
       });
-      const failures = failuresOf(outcomes);
-      if (failures.size > 0) throw new EndpointsFailedError(what, 'writing it', failures, pool.endpoints);
     },
   };
 

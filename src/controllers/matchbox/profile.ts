@@ -5,21 +5,17 @@ import { RenderError, type RenderedProfile, renderProfile } from '../../matchbox
 import type { ControllerSpec } from '../../runtime/controller.ts';
 import { isNotFound } from '../../runtime/errors.ts';
 import { addFinalizer, hasFinalizer } from '../../runtime/finalizers.ts';
-import { describe, objectKey, refOf } from '../../runtime/resource.ts';
+import { objectKey, refOf } from '../../runtime/resource.ts';
 import type { Endpoint } from './endpoints.ts';
 import { ProfileKind, type ProfileObject } from './kinds.ts';
 import { ReferenceIndex } from './references.ts';
 import { readSecretKey, SecretKind, SecretUnavailableError } from './secrets.ts';
-import { errorText, isCurrentOn, SYNCED, withCondition } from './status.ts';
 import {
-  EndpointsFailedError,
   FINALIZER,
-  failuresOf,
-  finalize,
-  onEveryEndpoint,
+  removeFromEveryEndpoint,
+  reportBlocked,
   type SyncDeps,
-  syncStatus,
-  updateStatus,
+  writeToEveryEndpoint,
 } from './sync.ts';
 
 /** Writes the profile to one endpoint: its generic template first, so the profile never links to nothing. */
@@ -78,29 +74,21 @@ export function matchboxProfileController(deps: SyncDeps & { workers?: number })
         secretRefs.delete(req.key);
         return;
       }
-      const what = describe(ProfileKind, req);
       let rendered: RenderedProfile;
       try {
         rendered = renderProfile(obj);
       } catch (error) {
         if (!(error instanceof RenderError)) throw error;
         // The spec cannot change by retrying; a new generation re-queues it.
-        await reportBlocked(obj, 'InvalidSpec', error.message);
+        await reportBlocked(deps, ProfileKind, obj, 'InvalidSpec', error.message);
         return;
       }
-      const id = rendered.profile.id;
+      const target = { kind: 'profile', id: rendered.profile.id } as const;
       if (obj.metadata.deletionTimestamp) {
         secretRefs.delete(req.key);
-        await finalize(deps, ProfileKind, obj, id, async (e) => {
-          await e.withLock('profile', id, async () => {
-            await deleteProfile(e, id);
-            e.noteWrite('profile', id, {
-              uid: obj.metadata.uid ?? '',
-              generation: obj.metadata.generation ?? 1,
-              deleted: true,
-            });
-          });
-          writtenGeneric.get(e.address)?.delete(id);
+        await removeFromEveryEndpoint(deps, ProfileKind, obj, target, async (e) => {
+          await deleteProfile(e, target.id);
+          writtenGeneric.get(e.address)?.delete(target.id);
         });
         return;
       }
@@ -117,6 +105,8 @@ export function matchboxProfileController(deps: SyncDeps & { workers?: number })
         if (!(error instanceof SecretUnavailableError)) throw error;
         // The Secret watch re-queues this profile when the Secret appears or changes.
         await reportBlocked(
+          deps,
+          ProfileKind,
           obj,
           'GenericConfigUnavailable',
           `spec.genericConfig.secretRef: ${error.message}`,
@@ -124,46 +114,19 @@ export function matchboxProfileController(deps: SyncDeps & { workers?: number })
         return;
       }
       const hash = config === undefined ? '' : createHash('sha256').update(config).digest('hex');
-      const generation = obj.metadata.generation ?? 1;
-      const uid = obj.metadata.uid ?? '';
-      const outcomes = await onEveryEndpoint(pool.endpoints, async (e) => {
-        const entry = obj.status?.endpoints?.find((s) => s.endpoint === e.address);
-        const written = writtenGeneric.get(e.address)!;
-        // A template from a Secret changes without a new generation: compare what was written.
-        if (isCurrentOn(entry, generation) && (config === undefined || written.get(id) === hash))
-          return 'current';
-        await e.withLock('profile', id, async () => {
+      const written = (e: Endpoint) => writtenGeneric.get(e.address)!;
+      await writeToEveryEndpoint(
+        deps,
+        ProfileKind,
+        obj,
+        target,
+        async (e) => {
           await putProfile(e, rendered, config);
-          e.noteWrite('profile', id, { uid, generation, deleted: false });
-        });
-        written.set(id, hash);
-        return 'written';
-      });
-      const now = new Date();
-      await updateStatus(deps, ProfileKind, obj, (status) =>
-        syncStatus(status, generation, pool, id, outcomes, now),
+          written(e).set(target.id, hash);
+        },
+        // A template from a Secret changes without a new generation: compare what was written.
+        { stale: (e) => config !== undefined && written(e).get(target.id) !== hash },
       );
-      const failures = failuresOf(outcomes);
-      if (failures.size > 0) throw new EndpointsFailedError(what, 'writing it', failures, pool.endpoints);
     },
   };
-
-  /** Synced=False for a reason no endpoint write can fix (bad spec, missing Secret). */
-  async function reportBlocked(obj: ProfileObject, reason: string, message: string): Promise<void> {
-    const generation = obj.metadata.generation ?? 1;
-    const now = new Date();
-    await updateStatus(deps, ProfileKind, obj, (status) =>
-      withCondition(
-        { ...status, observedGeneration: generation },
-        {
-          type: SYNCED,
-          status: 'False',
-          reason,
-          message: errorText(message),
-          observedGeneration: generation,
-        },
-        now,
-      ),
-    );
-  }
 }

@@ -8,12 +8,13 @@ import { hasFinalizer, removeFinalizer } from '../../runtime/finalizers.ts';
 import { describe, type Resource, type ResourceKind, refOf } from '../../runtime/resource.ts';
 import { retryOnConflict } from '../../runtime/retry.ts';
 import type { ResourceStore } from '../../runtime/store.ts';
-import type { Endpoint, EndpointPool } from './endpoints.ts';
+import type { Endpoint, EndpointPool, ObjectKindName } from './endpoints.ts';
 import {
   type EndpointOutcome,
   endpointStatuses,
   errorReason,
   errorText,
+  isCurrentOn,
   SYNCED,
   type SyncStatus,
   sameStatus,
@@ -63,7 +64,7 @@ export class EndpointsFailedError extends Error {
 }
 
 /** Runs `fn` on every endpoint at once and collects each outcome, failures included. */
-export async function onEveryEndpoint(
+async function onEveryEndpoint(
   endpoints: readonly Endpoint[],
   fn: (endpoint: Endpoint) => Promise<'current' | 'written'>,
 ): Promise<Map<string, EndpointOutcome>> {
@@ -79,7 +80,7 @@ export async function onEveryEndpoint(
   return outcomes;
 }
 
-export function failuresOf(outcomes: ReadonlyMap<string, EndpointOutcome>): Map<string, unknown> {
+function failuresOf(outcomes: ReadonlyMap<string, EndpointOutcome>): Map<string, unknown> {
   const failures = new Map<string, unknown>();
   for (const [address, o] of outcomes) if (o.type === 'failed') failures.set(address, o.error);
   return failures;
@@ -90,7 +91,7 @@ export function endpointNames(pool: EndpointPool): Map<string, string> {
 }
 
 /** `status` after this reconcile's writes: endpoint entries and the Synced condition. */
-export function syncStatus(
+function syncStatus(
   status: SyncStatus,
   generation: number,
   pool: EndpointPool,
@@ -157,11 +158,92 @@ function statusPatch(next: SyncStatus): Record<string, unknown> {
   };
 }
 
+/** Where on the Matchbox servers an object lives: its kind there and its id. */
+export interface MatchboxTarget {
+  kind: ObjectKindName;
+  id: string;
+}
+
+/**
+ * Writes the object to every endpoint whose status entry does not already hold this generation
+ * (or where `stale` says the bytes changed without one), records the outcome in status, and
+ * throws when an endpoint failed so that the reconcile is retried with backoff. Writes hold the
+ * endpoint's lock for the object and are noted, so a drift scan never mistakes them for drift.
+ */
+export async function writeToEveryEndpoint<T extends SyncedObject>(
+  deps: SyncDeps,
+  kind: ResourceKind,
+  obj: T,
+  target: MatchboxTarget,
+  write: (endpoint: Endpoint) => Promise<void>,
+  options: {
+    stale?: (endpoint: Endpoint) => boolean;
+    /** Further status this controller owns, applied in the same write. */
+    status?: (status: SyncStatus) => SyncStatus;
+  } = {},
+): Promise<void> {
+  const generation = obj.metadata.generation ?? 1;
+  const uid = obj.metadata.uid ?? '';
+  const outcomes = await onEveryEndpoint(deps.pool.endpoints, async (e) => {
+    const entry = obj.status?.endpoints?.find((s) => s.endpoint === e.address);
+    if (isCurrentOn(entry, generation) && !options.stale?.(e)) return 'current';
+    await e.withLock(target.kind, target.id, async () => {
+      await write(e);
+      e.noteWrite(target.kind, target.id, { uid, generation, deleted: false });
+    });
+    return 'written';
+  });
+  const now = new Date();
+  await updateStatus(deps, kind, obj, (status) => {
+    const next = syncStatus(status, generation, deps.pool, target.id, outcomes, now);
+    return options.status ? options.status(next) : next;
+  });
+  const failures = failuresOf(outcomes);
+  if (failures.size > 0)
+    throw new EndpointsFailedError(describe(kind, refOf(obj)), 'writing it', failures, deps.pool.endpoints);
+}
+
+/** Synced=False for a reason no endpoint write can fix (an invalid spec, a missing Secret). */
+export async function reportBlocked(
+  deps: Pick<SyncDeps, 'store' | 'events'>,
+  kind: ResourceKind,
+  obj: SyncedObject,
+  reason: string,
+  message: string,
+): Promise<void> {
+  const generation = obj.metadata.generation ?? 1;
+  const now = new Date();
+  await updateStatus(deps, kind, obj, (status) =>
+    withCondition(
+      { ...status, observedGeneration: generation },
+      { type: SYNCED, status: 'False', reason, message: errorText(message), observedGeneration: generation },
+      now,
+    ),
+  );
+}
+
+/** `finalize` for an object that `remove` deletes from one endpoint, under its lock and noted. */
+export async function removeFromEveryEndpoint(
+  deps: SyncDeps,
+  kind: ResourceKind,
+  obj: SyncedObject,
+  target: MatchboxTarget,
+  remove: (endpoint: Endpoint) => Promise<void>,
+): Promise<void> {
+  const mark = { uid: obj.metadata.uid ?? '', generation: obj.metadata.generation ?? 1, deleted: true };
+  await finalize(deps, kind, obj, target.id, (e) =>
+    e.withLock(target.kind, target.id, async () => {
+      await remove(e);
+      e.noteWrite(target.kind, target.id, mark);
+    }),
+  );
+}
+
 /**
  * Deletion: removes the object from every endpoint (missing there is success), then the
  * finalizer. Until every endpoint confirmed, the finalizer stays and status says which did not.
  */
-export async function finalize(
+async function finalize(
   deps: SyncDeps,
   kind: ResourceKind,
   obj: SyncedObject,
