@@ -5,10 +5,11 @@ import { isNotFound } from '../runtime/errors.ts';
 import type { Resource } from '../runtime/resource.ts';
 import type { ResourceStore } from '../runtime/store.ts';
 import { readManifests } from './manifest-files.ts';
-import { type CliKind, kindOfObject, knownKindNames, resolveKind } from './resources.ts';
+import { type CliKind, kindOfObject, knownKindNames } from './resources.ts';
 import {
   type CliIo,
   formatError,
+  kindArgument,
   NAMESPACE_FLAGS_HELP,
   namespaceFrom,
   parseCommandArgs,
@@ -78,8 +79,7 @@ export function main(args: string[], io: CliIo): Promise<number> {
     } else {
       const [kindName, ...names] = positionals;
       if (!kindName || names.length === 0) throw new UsageError('a kind and at least one name are required');
-      const kind = resolveKind(kindName);
-      if (!kind) throw new UsageError(`the server doesn't have a resource type "${kindName}"`);
+      const kind = kindArgument(kindName);
       for (const name of names)
         targets.push({ kind, namespace: kind.kind.namespaced ? namespace : undefined, name });
     }

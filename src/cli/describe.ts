@@ -6,10 +6,12 @@ import { type CoreEvent, EventKind } from '../runtime/events.ts';
 import type { Resource } from '../runtime/resource.ts';
 import type { ResourceStore } from '../runtime/store.ts';
 import { humanDuration, renderTable } from './print.ts';
-import { type CliKind, knownKindNames, resolveKind } from './resources.ts';
+import { type CliKind, knownKindNames } from './resources.ts';
 import {
   type CliIo,
+  fetchObjects,
   formatError,
+  kindArgument,
   NAMESPACE_FLAGS_HELP,
   namespaceFrom,
   parseCommandArgs,
@@ -40,9 +42,7 @@ export function main(args: string[], io: CliIo): Promise<number> {
       return 0;
     }
     const [kindName, ...names] = positionals;
-    if (!kindName) throw new UsageError('a kind is required');
-    const kind = resolveKind(kindName);
-    if (!kind) throw new UsageError(`the server doesn't have a resource type "${kindName}"`);
+    const kind = kindArgument(kindName);
     const maxEvents = values.events === undefined ? 20 : Number(values.events);
     if (!Number.isInteger(maxEvents) || maxEvents < 0)
       throw new UsageError('--events must be a whole number');
@@ -51,22 +51,7 @@ export function main(args: string[], io: CliIo): Promise<number> {
     return {
       values: values as StoreFlagValues,
       run: async (store) => {
-        let objs: Resource[] = [];
-        let failed = 0;
-        if (names.length > 0) {
-          for (const name of names) {
-            try {
-              objs.push(await store.get(kind.kind, { namespace, name }));
-            } catch (error) {
-              io.err(`${formatError(error, kind, name)}\n`);
-              failed++;
-            }
-          }
-        } else {
-          objs = (await store.list(kind.kind, all || !namespace ? {} : { namespace })).items;
-          if (objs.length === 0)
-            io.err(`No resources found${namespace && !all ? ` in ${namespace} namespace` : ''}.\n`);
-        }
+        const { objs, failed } = await fetchObjects(store, io, kind, { names, namespace, all });
         const texts: string[] = [];
         for (const obj of objs) texts.push(await describeObject(store, kind, obj, io.now(), maxEvents));
         io.out(texts.join('\n\n'));

@@ -1,10 +1,10 @@
 // `metalbox get <kind> [name...]`: lists objects as kubectl does, with the CRDs' printer columns.
-import type { Resource } from '../runtime/resource.ts';
 import { objectName, parseOutput, renderObjects, renderTable, tableHeader, tableRows } from './print.ts';
-import { knownKindNames, resolveKind } from './resources.ts';
+import { knownKindNames } from './resources.ts';
 import {
   type CliIo,
-  formatError,
+  fetchObjects,
+  kindArgument,
   NAMESPACE_FLAGS_HELP,
   namespaceFrom,
   parseCommandArgs,
@@ -50,9 +50,7 @@ export function main(args: string[], io: CliIo): Promise<number> {
       return 0;
     }
     const [kindName, ...names] = positionals;
-    if (!kindName) throw new UsageError('a kind is required');
-    const kind = resolveKind(kindName);
-    if (!kind) throw new UsageError(`the server doesn't have a resource type "${kindName}"`);
+    const kind = kindArgument(kindName);
     const output = parseOutput(values.output as string | undefined);
     if (!output) throw new UsageError(`--output "${values.output}" is not one of wide, yaml, json, name`);
     const all = values['all-namespaces'] === true && kind.kind.namespaced;
@@ -62,36 +60,8 @@ export function main(args: string[], io: CliIo): Promise<number> {
     return {
       values: values as StoreFlagValues,
       run: async (store) => {
-        let objs: Resource[] = [];
-        let failed = 0;
-        if (names.length > 0) {
-          for (const name of names) {
-            try {
-              objs.push(await store.get(kind.kind, { namespace, name }));
-            } catch (error) {
-              io.err(`${formatError(error, kind, name)}\n`);
-              failed++;
-            }
-          }
-        } else {
-          const list = await store.list(kind.kind, {
-            ...(all || namespace === undefined ? {} : { namespace }),
-            ...(selector ? { labelSelector: selector } : {}),
-          });
-          objs = list.items.sort((a, b) =>
-            `${a.metadata.namespace ?? ''}/${a.metadata.name}`.localeCompare(
-              `${b.metadata.namespace ?? ''}/${b.metadata.name}`,
-            ),
-          );
-          if (objs.length === 0) {
-            io.err(
-              all || namespace === undefined
-                ? 'No resources found\n'
-                : `No resources found in ${namespace} namespace.\n`,
-            );
-            return 0;
-          }
-        }
+        const { objs, failed } = await fetchObjects(store, io, kind, { names, namespace, all, selector });
+        if (names.length === 0 && objs.length === 0) return 0;
         if (output === 'yaml' || output === 'json') io.out(renderObjects(objs, output, names.length === 1));
         else if (output === 'name') io.out(objs.map((o) => `${objectName(kind, o)}\n`).join(''));
         else if (objs.length > 0) {

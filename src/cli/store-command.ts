@@ -3,8 +3,9 @@
 // as kubectl words the apiserver's (`Error from store (NotFound): baremetalhosts.metalbox.io "x" not found`).
 import { parseArgs } from 'node:util';
 import { StoreError } from '../runtime/errors.ts';
+import type { Resource } from '../runtime/resource.ts';
 import type { ResourceStore } from '../runtime/store.ts';
-import type { CliKind } from './resources.ts';
+import { type CliKind, resolveKind } from './resources.ts';
 import {
   describeStore,
   type OpenedStore,
@@ -67,6 +68,59 @@ export function parseCommandArgs<O extends Record<string, OptionSpec>>(
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+}
+
+/** The kind a command names in its first argument; a usage error when it is missing or unknown. */
+export function kindArgument(kindName: string | undefined): CliKind {
+  if (!kindName) throw new UsageError('a kind is required');
+  const kind = resolveKind(kindName);
+  if (!kind) throw new UsageError(`the server doesn't have a resource type "${kindName}"`);
+  return kind;
+}
+
+/** Which objects of a kind `get` and `describe` show. */
+export interface ObjectScope {
+  names: readonly string[];
+  /** Undefined for cluster-scoped kinds. */
+  namespace: string | undefined;
+  all: boolean;
+  selector?: Record<string, string> | undefined;
+}
+
+/**
+ * The named objects (each missing one reported on stderr and counted in `failed`), or with no
+ * names every object in scope, sorted by namespace/name, an empty result reported as kubectl does.
+ */
+export async function fetchObjects(
+  store: ResourceStore,
+  io: CliIo,
+  kind: CliKind,
+  scope: ObjectScope,
+): Promise<{ objs: Resource[]; failed: number }> {
+  const { names, namespace, all, selector } = scope;
+  if (names.length > 0) {
+    const objs: Resource[] = [];
+    let failed = 0;
+    for (const name of names) {
+      try {
+        objs.push(await store.get(kind.kind, { namespace, name }));
+      } catch (error) {
+        io.err(`${formatError(error, kind, name)}\n`);
+        failed++;
+      }
+    }
+    return { objs, failed };
+  }
+  const everywhere = all || namespace === undefined;
+  const list = await store.list(kind.kind, {
+    ...(everywhere ? {} : { namespace }),
+    ...(selector ? { labelSelector: selector } : {}),
+  });
+  const key = (o: Resource) => `${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+  const objs = list.items.sort((a, b) => key(a).localeCompare(key(b)));
+  if (objs.length === 0)
+    io.err(everywhere ? 'No resources found\n' : `No resources found in ${namespace} namespace.\n`);
+  return { objs, failed: 0 };
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;

@@ -6,9 +6,10 @@ import { stringify } from 'yaml';
 import { Informer } from '../runtime/informer.ts';
 import type { Resource } from '../runtime/resource.ts';
 import { columnWidths, parseOutput, renderTable, tableHeader, tableRows } from './print.ts';
-import { knownKindNames, resolveKind } from './resources.ts';
+import { knownKindNames } from './resources.ts';
 import {
   type CliIo,
+  kindArgument,
   NAMESPACE_FLAGS_HELP,
   namespaceFrom,
   parseCommandArgs,
@@ -51,10 +52,8 @@ export function main(args: string[], io: CliIo): Promise<number> {
       return 0;
     }
     const [kindName, name, ...extra] = positionals;
-    if (!kindName) throw new UsageError('a kind is required');
+    const kind = kindArgument(kindName);
     if (extra.length > 0) throw new UsageError('watch takes at most one name');
-    const kind = resolveKind(kindName);
-    if (!kind) throw new UsageError(`the server doesn't have a resource type "${kindName}"`);
     const output = parseOutput(values.output as string | undefined);
     if (!output || output === 'name')
       throw new UsageError(`--output "${values.output}" is not one of wide, json, yaml`);
