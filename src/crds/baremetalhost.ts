@@ -353,6 +353,11 @@ export const bareMetalHostStatus = z.strictObject({
   errorType: z.enum(ERROR_TYPES).optional(),
   errorMessage: z.string().max(4096).optional(),
   errorCount: count().optional().describe('Consecutive failures; reset on success; drives the backoff.'),
+  errorRetryAt: dateTime()
+    .optional()
+    .describe(
+      'When the failed operation is retried (sooner if the spec or the credentials change); in status so that the backoff survives a controller restart.',
+    ),
   lastObservedBoot: z
     .strictObject({
       time: dateTime(),

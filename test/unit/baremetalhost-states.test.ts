@@ -182,6 +182,44 @@ test('a new host gets the finalizer and enters registering; a bad BMC address is
   }
 });
 
+test('the error backoff is in status (errorRetryAt), so a restarted controller still waits it out', async () => {
+  const t = await setup();
+  try {
+    await t.store.create(
+      HOST_KIND,
+      hostObject('h1', {
+        bmc: { address: 'libvirt://x', credentialsName: 'x', disableCertificateVerification: false },
+      }),
+    );
+    const before = Date.now();
+    const first = await t.reconcile('h1');
+    const retryAt = Date.parse((await t.get('h1')).status?.errorRetryAt ?? '');
+    // Second precision: the recorded time is at most 1 s before the in-memory deadline.
+    const due = before + first.requeueAfter!;
+    assert.ok(retryAt <= due && retryAt >= due - 2_000, `errorRetryAt ${retryAt} vs ${due}`);
+    // A restart loses the in-memory backoff; the reconcile must still wait, not retry at once.
+    t.env.retries.clear();
+    const waiting = await t.reconcile('h1');
+    assert.equal((await t.get('h1')).status?.provisioning?.state, 'error');
+    assert.ok(waiting.requeueAfter! > 0 && waiting.requeueAfter! <= first.requeueAfter!);
+    // Once the time has passed (as recorded in status), the operation is retried.
+    const h = await t.get('h1');
+    await t.store.patchStatus(
+      HOST_KIND,
+      { namespace: NS, name: 'h1' },
+      {
+        errorRetryAt: new Date(Date.now() - 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      },
+    );
+    t.env.retries.clear();
+    assert.equal(h.status?.errorCount, 1);
+    await t.reconcile('h1');
+    assert.equal((await t.get('h1')).status?.provisioning?.state, 'registering');
+  } finally {
+    await t.close();
+  }
+});
+
 test('a spec change ends the error backoff at once, and the error count grows on each failure', async () => {
   const t = await setup();
   try {

@@ -338,7 +338,9 @@ async function recordError(
     capMs: capSeconds * 1000,
     jitter: 0.5,
   });
-  env.retries.set(ctx.key, { at: ctx.now().getTime() + delay, inputs: await retryInputs(ctx) });
+  const at = ctx.now().getTime() + delay;
+  env.retries.set(ctx.key, { at, inputs: await retryInputs(ctx) });
+  s.errorRetryAt = timestamp(new Date(at));
   if (OPERATIONS[from]) {
     enter(ctx, from, 'error', message);
   } else {
@@ -358,6 +360,7 @@ function clearError(ctx: HostContext): void {
   delete s.errorType;
   delete s.errorMessage;
   delete s.errorCount;
+  delete s.errorRetryAt;
   ctx.env.retries.delete(ctx.key);
 }
 

@@ -34,8 +34,21 @@ export const error: Handler = async (ctx) => {
     delete p!.attempt;
     return next('available', 'the spec changed after every install attempt had failed');
   }
-  const retry = env.retries.get(ctx.key);
+  const retry = env.retries.get(ctx.key) ?? (await retryFromStatus(ctx));
   const waitMs = retry && retry.inputs === (await retryInputs(ctx)) ? retry.at - ctx.now().getTime() : 0;
   if (waitMs > 0) return stay(waitMs);
   return next(RETURN_STATE[type], `retrying after ${status.errorCount ?? 1} consecutive error(s)`);
 };
+
+/**
+ * After a controller restart the in-memory backoff is gone; the retry time in status still holds.
+ * A spec or credentials change made while no controller ran is not seen as one (nothing recorded
+ * what the inputs were), so such a host waits out the backoff it had.
+ */
+async function retryFromStatus(ctx: HostContext): Promise<{ at: number; inputs: string } | undefined> {
+  const at = Date.parse(ctx.status.errorRetryAt ?? '');
+  if (Number.isNaN(at)) return undefined;
+  const retry = { at, inputs: await retryInputs(ctx) };
+  ctx.env.retries.set(ctx.key, retry);
+  return retry;
+}
