@@ -69,6 +69,12 @@ function hostObject(
   };
 }
 
+/** A host whose BMC address scheme is unsupported: registration fails without reaching a BMC. */
+const unregistrableHost = (name: string) =>
+  hostObject(name, {
+    bmc: { address: 'libvirt://x', credentialsName: 'x', disableCertificateVerification: false },
+  });
+
 async function setup() {
   const store = new MemoryStore();
   const events = new StoreEventRecorder({ store, component: 'test' });
@@ -185,12 +191,7 @@ test('a new host gets the finalizer and enters registering; a bad BMC address is
 test('the error backoff is in status (errorRetryAt), so a restarted controller still waits it out', async () => {
   const t = await setup();
   try {
-    await t.store.create(
-      HOST_KIND,
-      hostObject('h1', {
-        bmc: { address: 'libvirt://x', credentialsName: 'x', disableCertificateVerification: false },
-      }),
-    );
+    await t.store.create(HOST_KIND, unregistrableHost('h1'));
     const before = Date.now();
     const first = await t.reconcile('h1');
     const retryAt = Date.parse((await t.get('h1')).status?.errorRetryAt ?? '');
@@ -223,12 +224,7 @@ test('the error backoff is in status (errorRetryAt), so a restarted controller s
 test('a spec change ends the error backoff at once, and the error count grows on each failure', async () => {
   const t = await setup();
   try {
-    await t.store.create(
-      HOST_KIND,
-      hostObject('h1', {
-        bmc: { address: 'libvirt://x', credentialsName: 'x', disableCertificateVerification: false },
-      }),
-    );
+    await t.store.create(HOST_KIND, unregistrableHost('h1'));
     await t.reconcile('h1');
     await t.settle();
     const h = await t.get('h1');
