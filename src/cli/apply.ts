@@ -1,12 +1,17 @@
 // `metalbox apply -f <file|dir|->`: creates or updates every object of the manifests in a store
 // without kubectl (etcd or the file store; kube works too). metalbox.io objects are validated and
 // defaulted exactly as the apiserver does with the CRDs; Secrets' stringData is folded into data
-// and sealed at rest by the store. Existing objects get the manifest's content and labels and
-// annotations; status, finalizers and owner references set by controllers are kept.
+// and sealed at rest by the store. Existing objects are updated as kubectl apply updates custom
+// resources: a JSON merge patch that sets what the manifest says and removes what the previous
+// apply set and this manifest no longer has (remembered in the last-applied annotation), so fields
+// others set (status, finalizers, a controller's annotations) are kept. Secrets are not
+// remembered that way (the annotation would hold their values in plain text): the manifest
+// replaces their data, labels and annotations.
 import { validateObject } from '../crds/validate.ts';
 import { isConflict, isNotFound } from '../runtime/errors.ts';
 import type { Resource } from '../runtime/resource.ts';
 import type { ResourceStore } from '../runtime/store.ts';
+import { mergePatch } from '../stores/merge-patch.ts';
 import { readManifests } from './manifest-files.ts';
 import { type CliKind, kindOfObject } from './resources.ts';
 import {
@@ -132,10 +137,11 @@ async function applyOne(
         if (!isNotFound(error)) throw error;
       }
       if (!current) {
-        await store.create(kind.kind, withoutStatus(obj));
+        const manifest = withoutServerFields(withoutStatus(obj));
+        await store.create(kind.kind, isSecret(kind) ? manifest : withLastApplied(manifest));
         return { ok: true, text: `${kind.singularQualified}/${name} created` };
       }
-      const next = merged(current, obj);
+      const next = isSecret(kind) ? replaced(current, obj) : applied(current, obj);
       const written = await store.update(kind.kind, next);
       const same = written.metadata.resourceVersion === current.metadata.resourceVersion;
       return { ok: true, text: `${kind.singularQualified}/${name} ${same ? 'unchanged' : 'configured'}` };
@@ -146,8 +152,88 @@ async function applyOne(
   }
 }
 
-/** The manifest's content over the stored object: system metadata, status and controller-owned lists kept. */
-function merged(current: Resource, manifest: Resource): Resource {
+/** Where the manifest an object was last applied from is kept (kubectl keeps it likewise). */
+export const LAST_APPLIED_ANNOTATION = 'metalbox.io/last-applied-configuration';
+
+const isSecret = (kind: CliKind) => kind.kind.group === '' && kind.kind.kind === 'Secret';
+
+/** The manifest, remembered in itself for the next apply (never used for Secrets). */
+function withLastApplied(manifest: Resource): Resource {
+  const { [LAST_APPLIED_ANNOTATION]: _previous, ...annotations } = manifest.metadata.annotations ?? {};
+  const { annotations: _all, ...metadata } = manifest.metadata;
+  const remembered: Resource = {
+    ...manifest,
+    metadata: Object.keys(annotations).length > 0 ? { ...metadata, annotations } : metadata,
+  };
+  return {
+    ...manifest,
+    metadata: {
+      ...manifest.metadata,
+      annotations: { ...annotations, [LAST_APPLIED_ANNOTATION]: JSON.stringify(remembered) },
+    },
+  };
+}
+
+/**
+ * The three-way update: the manifest's fields set, the fields the last apply set and this manifest
+ * dropped removed (null in the merge patch), every other field of the stored object kept.
+ */
+function applied(current: Resource, manifest: Resource): Resource {
+  const modified = withLastApplied(withoutServerFields(withoutStatus(manifest))) as unknown as Record<
+    string,
+    unknown
+  >;
+  let last: unknown;
+  try {
+    last = JSON.parse(current.metadata.annotations?.[LAST_APPLIED_ANNOTATION] ?? 'null');
+  } catch {
+    // An unreadable record counts as none: nothing is removed, as for an object never applied.
+  }
+  const patch = combined(removals(last, modified), modified);
+  const next = mergePatch(withoutStatus(current), patch) as Resource;
+  return current.status === undefined ? next : { ...next, status: current.status };
+}
+
+/** A manifest saved from `get -o yaml` carries the server's fields; they are not the user's to set. */
+function withoutServerFields(manifest: Resource): Resource {
+  const {
+    uid: _uid,
+    resourceVersion: _rv,
+    generation: _gen,
+    creationTimestamp: _ct,
+    deletionTimestamp: _dt,
+    ...metadata
+  } = manifest.metadata;
+  return { ...manifest, metadata };
+}
+
+/** `b` over `a`, objects merged recursively, b's nulls kept (they remove the field when patched). */
+function combined(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...a };
+  for (const [key, value] of Object.entries(b))
+    out[key] = isObject(out[key]) && isObject(value) ? combined(out[key], value) : value;
+  return out;
+}
+
+/** A merge patch removing what `last` has and `modified` does not (recursing into objects). */
+function removals(last: unknown, modified: unknown): Record<string, unknown> {
+  const patch: Record<string, unknown> = {};
+  if (!isObject(last) || !isObject(modified)) return patch;
+  for (const [key, value] of Object.entries(last)) {
+    if (!(key in modified)) patch[key] = null;
+    else if (isObject(value) && isObject(modified[key])) {
+      const nested = removals(value, modified[key]);
+      if (Object.keys(nested).length > 0) patch[key] = nested;
+    }
+  }
+  return patch;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A Secret's manifest over the stored Secret: system metadata and controller-owned lists kept. */
+function replaced(current: Resource, manifest: Resource): Resource {
   const { status: _s, metadata: m, ...content } = manifest;
   const meta = { ...current.metadata };
   for (const key of ['labels', 'annotations'] as const) {
@@ -156,11 +242,7 @@ function merged(current: Resource, manifest: Resource): Resource {
   }
   if (m.finalizers !== undefined) meta.finalizers = m.finalizers;
   if (m.ownerReferences !== undefined) meta.ownerReferences = m.ownerReferences;
-  return {
-    ...content,
-    metadata: meta,
-    ...(current.status === undefined ? {} : { status: current.status }),
-  } as Resource;
+  return { ...content, metadata: meta } as Resource;
 }
 
 function withoutStatus(obj: Resource): Resource {

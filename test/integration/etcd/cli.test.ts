@@ -12,13 +12,13 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
-import { main as apply } from '../../../src/cli/apply.ts';
+import { main as apply, LAST_APPLIED_ANNOTATION } from '../../../src/cli/apply.ts';
 import { main as del } from '../../../src/cli/delete.ts';
 import { main as describeCmd } from '../../../src/cli/describe.ts';
 import { main as get } from '../../../src/cli/get.ts';
 import type { CliIo } from '../../../src/cli/store-command.ts';
 import { main as watch } from '../../../src/cli/watch.ts';
-import { BareMetalHostKind } from '../../../src/crds/index.ts';
+import { BareMetalHostKind, MatchboxProfileKind } from '../../../src/crds/index.ts';
 import { validateObject } from '../../../src/crds/validate.ts';
 import { EventKind } from '../../../src/runtime/events.ts';
 import type { Resource, ResourceKind } from '../../../src/runtime/resource.ts';
@@ -31,6 +31,7 @@ import { badManifests, NAMESPACE } from '../../fixtures/bad-manifests.ts';
 const MANIFESTS = fileURLToPath(new URL('../../../manifests/', import.meta.url));
 const BIN = fileURLToPath(new URL('../../../bin/metalbox', import.meta.url));
 const BMH: ResourceKind = { ...BareMetalHostKind, namespaced: true };
+const PROFILE: ResourceKind = { ...MatchboxProfileKind, namespaced: true };
 const HOSTS = ['cp-01', 'cp-02', 'cp-03', 'worker-01', 'worker-02'];
 
 let etcd: EtcdPeer;
@@ -131,6 +132,58 @@ for (const backend of backends) {
         again.out.split('\n').filter(Boolean).length,
         first.out.split('\n').filter(Boolean).length,
       );
+    });
+
+    test('apply updates as kubectl apply: fields the last apply set and this one drops go, fields others set stay', async () => {
+      const profile = (labels: Record<string, string>, extra: Record<string, unknown>) => `
+apiVersion: metalbox.io/v1alpha1
+kind: MatchboxProfile
+metadata:
+  name: three-way
+  namespace: ${NAMESPACE}
+  labels: ${JSON.stringify(labels)}
+spec: ${JSON.stringify({ kernel: '/assets/vmlinuz', initrd: ['/assets/initramfs.xz'], ...extra })}
+`;
+      const file = join(scratch, `three-way-${backend.name.replace(/\W/g, '')}.yaml`);
+      writeFileSync(file, profile({ tier: 'boot', owner: 'ops' }, { displayName: 'first' }));
+      assert.equal((await cli(apply, ['-f', file], backend.flags())).code, 0);
+      // Someone else (kubectl edit, another tool) adds a label and an annotation.
+      const ref = { namespace: NAMESPACE, name: 'three-way' };
+      await backend.withStore(async (store) => {
+        const obj = await store.get(PROFILE, ref);
+        obj.metadata.labels = { ...obj.metadata.labels, team: 'infra' };
+        obj.metadata.annotations = { ...obj.metadata.annotations, 'example.com/note': 'kept' };
+        await store.update(PROFILE, obj);
+      });
+      // The manifest drops the owner label and the displayName, and changes the initrd list.
+      writeFileSync(file, profile({ tier: 'boot' }, { initrd: ['/assets/other.xz'] }));
+      const again = await cli(apply, ['-f', file], backend.flags());
+      assert.equal(again.code, 0, again.err);
+      assert.match(again.out, /^matchboxprofile\.metalbox\.io\/three-way configured$/m);
+      const obj = await backend.withStore((store) =>
+        store.get<Resource & { spec: Record<string, unknown> }>(PROFILE, ref),
+      );
+      assert.deepEqual(obj.metadata.labels, { tier: 'boot', team: 'infra' });
+      assert.equal(obj.metadata.annotations?.['example.com/note'], 'kept');
+      assert.equal(obj.spec.displayName, undefined);
+      assert.deepEqual(obj.spec.initrd, ['/assets/other.xz']);
+      const remembered = JSON.parse(obj.metadata.annotations?.[LAST_APPLIED_ANNOTATION] ?? '{}');
+      assert.deepEqual(remembered.metadata.labels, { tier: 'boot' });
+      // Unchanged manifest, unchanged object.
+      const third = await cli(apply, ['-f', file], backend.flags());
+      assert.match(third.out, /^matchboxprofile\.metalbox\.io\/three-way unchanged$/m);
+      assert.equal((await cli(del, ['matchboxprofile', 'three-way', ...ns], backend.flags())).code, 0);
+    });
+
+    test('apply never remembers a Secret in an annotation (its values would be in plain text)', async () => {
+      const secrets = await backend.withStore((store) =>
+        store.list({ group: '', version: 'v1', kind: 'Secret', plural: 'secrets', namespaced: true }),
+      );
+      assert.ok(secrets.items.length > 0);
+      for (const s of secrets.items)
+        assert.equal(s.metadata.annotations?.[LAST_APPLIED_ANNOTATION], undefined, s.metadata.name);
+      const hosts = await backend.withStore((store) => store.list(BMH, { namespace: NAMESPACE }));
+      assert.ok(hosts.items.every((h) => h.metadata.annotations?.[LAST_APPLIED_ANNOTATION] !== undefined));
     });
 
     test('get bmh prints the CRD printer columns, by plural, singular and short name alike', async () => {
