@@ -82,7 +82,7 @@ export class Informer<T extends Resource = Resource> extends EventEmitter<Inform
   }
 
   get running(): boolean {
-    return this.#loop !== undefined;
+    return this.#loop !== undefined && !this.#stop.signal.aborted;
   }
 
   start(): void {
@@ -212,6 +212,8 @@ export class Informer<T extends Resource = Resource> extends EventEmitter<Inform
   async #watchOnce(): Promise<{ stalled: boolean; received: boolean }> {
     const ac = new AbortController();
     const stop = this.#stop.signal;
+    // Stopped while listing: an already-aborted signal never fires 'abort' again.
+    if (stop.aborted) return { stalled: false, received: false };
     const onStop = () => ac.abort();
     stop.addEventListener('abort', onStop, { once: true });
     let stalled = false;

@@ -245,3 +245,17 @@ test('the cache hands out copies', async () => {
   copy.spec = { size: 99 };
   assert.equal(informer.get({ namespace: 'default', name: 'a' })?.spec?.size, 1);
 });
+
+test('stopped right after its first sync (before the watch began), it stops at once', async () => {
+  const store = new MemoryStore();
+  const informer = new Informer<WidgetObject>(store as unknown as ResourceStore, Widget, {
+    namespace: 'lab',
+  });
+  informer.start();
+  await informer.waitForSync();
+  assert.equal(informer.running, true);
+  const stopped = await Promise.race([informer.stop().then(() => 'stopped'), sleep(2000).then(() => 'hung')]);
+  assert.equal(stopped, 'stopped');
+  assert.equal(informer.running, false);
+  await store.close();
+});
