@@ -133,6 +133,7 @@ export async function run(args: string[]): Promise<number> {
         registry,
         namespace: flags.namespace,
         config,
+        informer: (kind) => manager.informer(kind),
       });
       if (built.stop) stops.push({ family: family.name, stop: built.stop });
       for (const spec of built.controllers) {

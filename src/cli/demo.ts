@@ -13,7 +13,7 @@ import { Registry } from 'prom-client';
 import { stringify } from 'yaml';
 import { INSTALL_CONDITIONS } from '../controllers/baremetalhost/hooks.ts';
 import { HOST_KIND, SECRET_KIND } from '../controllers/baremetalhost/kinds.ts';
-import { controllerFamilies } from '../controllers/index.ts';
+import { type ControllerDeps, controllerFamilies } from '../controllers/index.ts';
 import type { BareMetalHost } from '../crds/baremetalhost.ts';
 import { kindFor } from '../crds/index.ts';
 import type { TalosMachineConfig } from '../crds/talosmachineconfig.ts';
@@ -355,8 +355,16 @@ export async function run(args: string[]): Promise<number> {
     const logger = demoLogger(values.verbose === true);
     const registry = new Registry();
     const events = new StoreEventRecorder({ store, component: 'metalbox-demo', logger });
-    const deps = { store, events, logger, registry, namespace: NAMESPACE, config };
     const manager = new Manager({ store, registry, logger, namespace: NAMESPACE, shutdownTimeoutMs: 10_000 });
+    const deps: ControllerDeps = {
+      store,
+      events,
+      logger,
+      registry,
+      namespace: NAMESPACE,
+      config,
+      informer: (kind) => manager.informer(kind),
+    };
     const stops: (() => Promise<void>)[] = [];
     for (const family of controllerFamilies) {
       const built = await family.build(deps);

@@ -3,7 +3,9 @@
 import type { Registry } from 'prom-client';
 import type { ControllerSpec } from '../runtime/controller.ts';
 import type { EventRecorder } from '../runtime/events.ts';
+import type { Informer } from '../runtime/informer.ts';
 import type { Logger } from '../runtime/logger.ts';
+import type { Resource, ResourceKind } from '../runtime/resource.ts';
 import type { ResourceStore } from '../runtime/store.ts';
 import { talosFamily } from '../talos/family.ts';
 import { bareMetalHostFamily } from './baremetalhost/family.ts';
@@ -19,6 +21,11 @@ export interface ControllerDeps {
   namespace: string;
   /** The parsed `--config` file (each family validates its own section with zod). */
   config: Record<string, unknown>;
+  /**
+   * The manager's shared informer for a kind (started and stopped by the manager). Absent when a
+   * family is built on its own; it then runs its own (see FamilyInformers).
+   */
+  informer?: <T extends Resource>(kind: ResourceKind) => Informer<T>;
 }
 
 /** A controller family: builds its ControllerSpecs (and may start/stop helpers such as servers). */

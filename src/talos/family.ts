@@ -4,9 +4,10 @@ import { readFileSync } from 'node:fs';
 import { provideProvisioningHooks } from '../controllers/baremetalhost/family.ts';
 import type { ProvisioningHooks } from '../controllers/baremetalhost/hooks.ts';
 import type { ControllerDeps, ControllerFamily } from '../controllers/index.ts';
+import { FamilyInformers } from '../controllers/informers.ts';
 import { talosMachineConfigController } from '../controllers/talosmachineconfig.ts';
 import type { ControllerSpec } from '../runtime/controller.ts';
-import { Informer } from '../runtime/informer.ts';
+import type { Informer } from '../runtime/informer.ts';
 import { withFields } from '../runtime/logger.ts';
 import { isWildcard, parseTalosConfig, splitHostPort, type TalosConfigSection } from './config.ts';
 import { ConfigServer } from './configserver.ts';
@@ -37,10 +38,6 @@ export interface TalosSide {
 export async function buildTalos(deps: ControllerDeps, config: TalosConfigSection): Promise<TalosSide> {
   const logger = withFields(deps.logger, { component: 'talos' });
   const metrics = new TalosMetrics(deps.registry);
-  const hosts = new Informer<Host>(deps.store, HOST_KIND, {
-    ...(deps.namespace ? { namespace: deps.namespace } : {}),
-    logger,
-  });
   const cs = splitHostPort(config.configServer.listen);
   const sink = splitHostPort(config.eventSink.listen);
   if (isWildcard(cs.host) && !config.configServer.advertiseURL) {
@@ -54,8 +51,10 @@ export async function buildTalos(deps: ControllerDeps, config: TalosConfigSectio
     name: config.tokenKeySecret.name,
   });
 
+  // After every check that can refuse the config: an informer of our own would outlive a refusal.
+  const informers = new FamilyInformers(deps, logger);
+  const hosts = informers.get<Host>(HOST_KIND);
   const table = new HostTable(hosts);
-  hosts.start();
   const configServer = new ConfigServer({
     store: deps.store,
     events: deps.events,
@@ -74,7 +73,7 @@ export async function buildTalos(deps: ControllerDeps, config: TalosConfigSectio
     version: () => String(table.version),
     listen: sink,
   });
-  const stops: (() => Promise<void>)[] = [() => hosts.stop()];
+  const stops: (() => Promise<void>)[] = [() => informers.stop()];
   const stop = async () => {
     for (const s of stops.reverse()) await s();
   };

@@ -7,10 +7,10 @@ import { normalizeMac } from '../../crds/common.ts';
 import type { MatchboxGroup } from '../../crds/matchboxgroup.ts';
 import type { MatchboxProfile } from '../../crds/matchboxprofile.ts';
 import type { ControllerSpec } from '../../runtime/controller.ts';
-import { Informer } from '../../runtime/informer.ts';
 import { withFields } from '../../runtime/logger.ts';
 import type { Resource } from '../../runtime/resource.ts';
 import type { ControllerDeps, ControllerFamily } from '../index.ts';
+import { FamilyInformers } from '../informers.ts';
 import { HostBmcs } from './bmc.ts';
 import { bmcLogger } from './bmc-logger.ts';
 import { type HostControllerConfig, parseHostControllerConfig } from './config.ts';
@@ -88,14 +88,12 @@ export function buildHostController(
       ...(b.cycleSettleSeconds !== undefined ? { cycleSettleMs: b.cycleSettleSeconds * 1000 } : {}),
     },
   });
-  const namespace = deps.namespace || undefined;
-  const informerOptions = { namespace, logger };
-  const hosts = new Informer<Host>(deps.store, HOST_KIND, informerOptions);
-  const groups = new Informer<MatchboxGroup & Resource>(deps.store, GROUP_KIND, informerOptions);
-  const profiles = new Informer<MatchboxProfile & Resource>(deps.store, PROFILE_KIND, informerOptions);
+  const informers = new FamilyInformers(deps, logger);
+  const hosts = informers.get<Host>(HOST_KIND);
+  const groups = informers.get<MatchboxGroup & Resource>(GROUP_KIND);
+  const profiles = informers.get<MatchboxProfile & Resource>(PROFILE_KIND);
   const caches = [hosts, groups, profiles];
   const index = new HostIndex(hosts, groups);
-  for (const c of caches) c.start();
 
   const env: HostEnv = {
     store: deps.store,
@@ -135,7 +133,7 @@ export function buildHostController(
     env,
     spec,
     async stop() {
-      await Promise.all(caches.map((c) => c.stop()));
+      await informers.stop();
       await env.bmcs.closeAll();
       await factory.closeAll();
     },

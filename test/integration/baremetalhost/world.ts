@@ -11,7 +11,7 @@ import { Registry } from 'prom-client';
 import { provideProvisioningHooks } from '../../../src/controllers/baremetalhost/family.ts';
 import type { ProvisioningHooks } from '../../../src/controllers/baremetalhost/hooks.ts';
 import { HOST_KIND, SECRET_KIND } from '../../../src/controllers/baremetalhost/kinds.ts';
-import { controllerFamilies } from '../../../src/controllers/index.ts';
+import { type ControllerDeps, controllerFamilies } from '../../../src/controllers/index.ts';
 import type { BareMetalHost, BareMetalHostSpec } from '../../../src/crds/baremetalhost.ts';
 import type { MatchboxGroup } from '../../../src/crds/matchboxgroup.ts';
 import type { MatchboxProfile } from '../../../src/crds/matchboxprofile.ts';
@@ -198,21 +198,22 @@ export class World {
       component: 'metalbox-test',
       logger: this.logs,
     });
-    const deps = {
-      store: this.store,
-      events,
-      logger: this.logs,
-      registry: this.registry,
-      namespace: NAMESPACE,
-      config: this.config(),
-    };
-    if (this.hooks) provideProvisioningHooks(deps, this.hooks);
     const manager = new Manager({
       store: this.store,
       registry: this.registry,
       logger: this.logs,
       namespace: NAMESPACE,
     });
+    const deps: ControllerDeps = {
+      store: this.store,
+      events,
+      logger: this.logs,
+      registry: this.registry,
+      namespace: NAMESPACE,
+      config: this.config(),
+      informer: (kind) => manager.informer(kind),
+    };
+    if (this.hooks) provideProvisioningHooks(deps, this.hooks);
     const stops: (() => Promise<void>)[] = [];
     for (const family of controllerFamilies) {
       const built = await family.build(deps);

@@ -196,6 +196,7 @@ async function provisionSeedFleet(
         registry,
         namespace: NAMESPACE,
         config,
+        informer: (kind) => manager.informer(kind),
       });
       for (const spec of built.controllers) manager.add(spec);
       if (built.stop) stops.push(built.stop);
