@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { controllerFamilies } from '../controllers/index.ts';
+import { addControllerFamilies, type BuiltFamilies } from '../controllers/index.ts';
 import { StoreEventRecorder } from '../runtime/events.ts';
 import { AlwaysLeader, type LeaderElector } from '../runtime/leader.ts';
-import { errorFields, type Logger, withFields } from '../runtime/logger.ts';
+import { errorFields, type Logger } from '../runtime/logger.ts';
 import { Manager, type ManagerExit } from '../runtime/manager.ts';
 import {
   CONTROLLER_USAGE,
@@ -107,16 +107,11 @@ export async function run(args: string[]): Promise<number> {
     namespace: flags.namespace || undefined,
   });
 
-  const stops: { family: string; stop: () => Promise<void> }[] = [];
-  const controllers: string[] = [];
+  let families: BuiltFamilies | undefined;
   const closeAll = async () => {
     await withTimeout(
       (async () => {
-        for (const { family, stop } of stops.reverse()) {
-          await stop().catch((error: unknown) =>
-            logger.warn({ family, ...errorFields(error) }, 'stopping a controller family failed'),
-          );
-        }
+        await families?.stop();
         await events.flush();
         await opened.close();
       })(),
@@ -125,22 +120,15 @@ export async function run(args: string[]): Promise<number> {
   };
 
   try {
-    for (const family of controllerFamilies) {
-      const built = await family.build({
-        store,
-        events,
-        logger: withFields(logger, { family: family.name }),
-        registry,
-        namespace: flags.namespace,
-        config,
-        informer: (kind) => manager.informer(kind),
-      });
-      if (built.stop) stops.push({ family: family.name, stop: built.stop });
-      for (const spec of built.controllers) {
-        manager.add(flags.concurrency === undefined ? spec : { ...spec, workers: flags.concurrency });
-        controllers.push(spec.name);
-      }
-    }
+    families = await addControllerFamilies(
+      manager,
+      { store, events, logger, registry, namespace: flags.namespace, config },
+      {
+        workers: flags.concurrency,
+        onStopError: (family, error) =>
+          logger.warn({ family, ...errorFields(error) }, 'stopping a controller family failed'),
+      },
+    );
   } catch (error) {
     logger.fatal(errorFields(error), 'cannot build the controllers');
     await closeAll();
@@ -169,7 +157,7 @@ export async function run(args: string[]): Promise<number> {
         identity,
         store: describeStore(spec),
         namespace: flags.namespace || '(all)',
-        controllers,
+        controllers: families.controllers,
         ...(address ? { opsAddress: `${address.address}:${address.port}` } : {}),
       },
       'controller manager started',

@@ -13,7 +13,7 @@ import { Registry } from 'prom-client';
 import { stringify } from 'yaml';
 import { INSTALL_CONDITIONS } from '../controllers/baremetalhost/hooks.ts';
 import { HOST_KIND, SECRET_KIND } from '../controllers/baremetalhost/kinds.ts';
-import { type ControllerDeps, controllerFamilies } from '../controllers/index.ts';
+import { addControllerFamilies } from '../controllers/index.ts';
 import type { BareMetalHost } from '../crds/baremetalhost.ts';
 import { kindFor } from '../crds/index.ts';
 import type { TalosMachineConfig } from '../crds/talosmachineconfig.ts';
@@ -356,26 +356,19 @@ export async function run(args: string[]): Promise<number> {
     const registry = new Registry();
     const events = new StoreEventRecorder({ store, component: 'metalbox-demo', logger });
     const manager = new Manager({ store, registry, logger, namespace: NAMESPACE, shutdownTimeoutMs: 10_000 });
-    const deps: ControllerDeps = {
+    const families = await addControllerFamilies(manager, {
       store,
       events,
       logger,
       registry,
       namespace: NAMESPACE,
       config,
-      informer: (kind) => manager.informer(kind),
-    };
-    const stops: (() => Promise<void>)[] = [];
-    for (const family of controllerFamilies) {
-      const built = await family.build(deps);
-      for (const spec of built.controllers) manager.add(spec);
-      if (built.stop) stops.push(built.stop);
-    }
+    });
     cleanups.push({
       what: 'controllers',
       run: async () => {
         await manager.stop();
-        for (const stop of stops) await stop();
+        await families.stop();
         await events.flush();
       },
     });

@@ -11,7 +11,7 @@ import { Registry } from 'prom-client';
 import { provideProvisioningHooks } from '../../../src/controllers/baremetalhost/family.ts';
 import type { ProvisioningHooks } from '../../../src/controllers/baremetalhost/hooks.ts';
 import { HOST_KIND, SECRET_KIND } from '../../../src/controllers/baremetalhost/kinds.ts';
-import { type ControllerDeps, controllerFamilies } from '../../../src/controllers/index.ts';
+import { addControllerFamilies, type BuiltFamilies } from '../../../src/controllers/index.ts';
 import type { BareMetalHost, BareMetalHostSpec } from '../../../src/crds/baremetalhost.ts';
 import type { MatchboxGroup } from '../../../src/crds/matchboxgroup.ts';
 import type { MatchboxProfile } from '../../../src/crds/matchboxprofile.ts';
@@ -102,7 +102,7 @@ export class World {
   /** OS-config hooks handed to the host controller (default: none). */
   hooks: ProvisioningHooks | undefined;
   registry = new Registry();
-  #controller: { manager: Manager; stops: (() => Promise<void>)[]; events: StoreEventRecorder } | undefined;
+  #controller: { manager: Manager; families: BuiltFamilies; events: StoreEventRecorder } | undefined;
 
   private constructor(
     backend: StoreBackend,
@@ -204,24 +204,18 @@ export class World {
       logger: this.logs,
       namespace: NAMESPACE,
     });
-    const deps: ControllerDeps = {
+    const deps = {
       store: this.store,
       events,
       logger: this.logs,
       registry: this.registry,
       namespace: NAMESPACE,
       config: this.config(),
-      informer: (kind) => manager.informer(kind),
     };
     if (this.hooks) provideProvisioningHooks(deps, this.hooks);
-    const stops: (() => Promise<void>)[] = [];
-    for (const family of controllerFamilies) {
-      const built = await family.build(deps);
-      for (const spec of built.controllers) manager.add(spec);
-      if (built.stop) stops.push(built.stop);
-    }
+    const families = await addControllerFamilies(manager, deps);
     await manager.start();
-    this.#controller = { manager, stops, events };
+    this.#controller = { manager, families, events };
   }
 
   /**
@@ -261,7 +255,7 @@ export class World {
     this.#controller = undefined;
     if (!c) return;
     await c.manager.stop();
-    for (const stop of c.stops) await stop();
+    await c.families.stop();
     await c.events.flush();
   }
 

@@ -16,7 +16,7 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { main as apply } from '../../../src/cli/apply.ts';
 import { electorFor, openStore, parseStoreFlag, type StoreFlagValues } from '../../../src/cli/store-flag.ts';
 import { GROUP_KIND, HOST_KIND, PROFILE_KIND } from '../../../src/controllers/baremetalhost/kinds.ts';
-import { controllerFamilies } from '../../../src/controllers/index.ts';
+import { addControllerFamilies } from '../../../src/controllers/index.ts';
 import type { BareMetalHost } from '../../../src/crds/baremetalhost.ts';
 import { allCrds } from '../../../src/crds/crd.ts';
 import { StoreEventRecorder } from '../../../src/runtime/events.ts';
@@ -187,23 +187,17 @@ async function provisionSeedFleet(
       namespace: NAMESPACE,
       shutdownTimeoutMs: 10_000,
     });
-    const stops: (() => Promise<void>)[] = [];
-    for (const family of controllerFamilies) {
-      const built = await family.build({
-        store,
-        events,
-        logger,
-        registry,
-        namespace: NAMESPACE,
-        config,
-        informer: (kind) => manager.informer(kind),
-      });
-      for (const spec of built.controllers) manager.add(spec);
-      if (built.stop) stops.push(built.stop);
-    }
+    const families = await addControllerFamilies(manager, {
+      store,
+      events,
+      logger,
+      registry,
+      namespace: NAMESPACE,
+      config,
+    });
     cleanups.push(async () => {
       await manager.stop();
-      for (const stop of stops) await stop();
+      await families.stop();
       await events.flush();
     });
     await manager.start();
