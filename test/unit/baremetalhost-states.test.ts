@@ -75,14 +75,21 @@ const unregistrableHost = (name: string) =>
     bmc: { address: 'libvirt://x', credentialsName: 'x', disableCertificateVerification: false },
   });
 
+/** What the host controller is built from, on `store`, with no family config. */
+const hostDeps = (store: MemoryStore, events = new StoreEventRecorder({ store, component: 'test' })) => ({
+  store,
+  events,
+  logger: silentLogger,
+  registry: new Registry(),
+  namespace: NS,
+  config: {},
+});
+
 async function setup() {
   const store = new MemoryStore();
   const events = new StoreEventRecorder({ store, component: 'test' });
   const config = parseHostControllerConfig({ errorBackoff: { baseSeconds: 10, capSeconds: 100 } });
-  const built = buildHostController(
-    { store, events, logger: silentLogger, registry: new Registry(), namespace: NS, config: {} },
-    config,
-  );
+  const built = buildHostController(hostDeps(store, events), config);
   await Promise.all([built.env.hosts, built.env.groups, built.env.profiles].map((i) => i.waitForSync()));
   const reconcile = (name: string, handlers = HANDLERS) =>
     reconcileHost(built.env, { namespace: NS, name }, silentLogger, handlers);
@@ -388,14 +395,7 @@ test('boot MAC: the spec value is checked against the inventory; an empty spec t
 test('Installed ends the attempt: the group gets the disk answer, the host is provisioned and the hooks hear provisioningEnded once', async () => {
   const store = new MemoryStore();
   const ended: string[] = [];
-  const deps = {
-    store,
-    events: new StoreEventRecorder({ store, component: 'test' }),
-    logger: silentLogger,
-    registry: new Registry(),
-    namespace: NS,
-    config: {},
-  };
+  const deps = hostDeps(store);
   provideProvisioningHooks(deps, {
     installArgs: async () => [],
     provisioningEnded: async (h) => {
@@ -448,14 +448,7 @@ test('Installed ends the attempt: the group gets the disk answer, the host is pr
 test('a timed-out or failed install attempt goes to error and is retried; after maxProvisioningRetries the host waits until its spec changes', async () => {
   const store = new MemoryStore();
   const ended: number[] = [];
-  const deps = {
-    store,
-    events: new StoreEventRecorder({ store, component: 'test' }),
-    logger: silentLogger,
-    registry: new Registry(),
-    namespace: NS,
-    config: {},
-  };
+  const deps = hostDeps(store);
   provideProvisioningHooks(deps, {
     installArgs: async () => [],
     provisioningEnded: async (h) => {

@@ -27,6 +27,7 @@ import { EtcdStore } from '../../../src/stores/etcd.ts';
 import { FileStore } from '../../../src/stores/file.ts';
 import { type EtcdPeer, startEtcd } from '../../env/etcd.ts';
 import { badManifests, NAMESPACE } from '../../fixtures/bad-manifests.ts';
+import { capturingIo } from '../../fixtures/capturing-io.ts';
 
 const MANIFESTS = fileURLToPath(new URL('../../../manifests/', import.meta.url));
 const BIN = fileURLToPath(new URL('../../../bin/metalbox', import.meta.url));
@@ -56,21 +57,9 @@ interface Result {
 type Command = (args: string[], io: CliIo) => Promise<number>;
 
 async function cli(command: Command, args: string[], flags: string[], signal?: AbortSignal): Promise<Result> {
-  let out = '';
-  let err = '';
-  const io: CliIo = {
-    out: (t) => {
-      out += t;
-    },
-    err: (t) => {
-      err += t;
-    },
-    env: {},
-    now: () => new Date(),
-    ...(signal ? { signal } : {}),
-  };
-  const code = await command([...args, ...flags], io);
-  return { code, out, err };
+  const captured = capturingIo(signal);
+  const code = await command([...args, ...flags], captured.io);
+  return { code, out: captured.out(), err: captured.err() };
 }
 
 interface Backend {

@@ -33,6 +33,7 @@ import { startMatchboxPair } from '../../env/matchbox.ts';
 import { scratchDir } from '../../env/peers.ts';
 import { startSushy } from '../../env/sushy.ts';
 import { waitFor } from '../../env/wait.ts';
+import { capturingIo } from '../../fixtures/capturing-io.ts';
 
 const NAMESPACE = 'metalbox-system';
 const MANIFESTS = fileURLToPath(new URL('../../../manifests/', import.meta.url));
@@ -121,20 +122,10 @@ async function provisionSeedFleet(
       });
     writeFileSync(join(dir, 'fleet.yaml'), rewritten.map((o) => stringify(o)).join('---\n'));
     const storeArgs = Object.entries(flags).flatMap(([k, v]) => [`--${k}`, String(v)]);
-    let out = '';
-    let err = '';
-    const code = await apply(['-f', dir, ...storeArgs], {
-      out: (t) => {
-        out += t;
-      },
-      err: (t) => {
-        err += t;
-      },
-      env: {},
-      now: () => new Date(),
-    });
-    assert.equal(code, 0, `${label}: apply failed: ${err}`);
-    assert.equal(out.match(/ created$/gm)?.length, rewritten.length, out);
+    const captured = capturingIo();
+    const code = await apply(['-f', dir, ...storeArgs], captured.io);
+    assert.equal(code, 0, `${label}: apply failed: ${captured.err()}`);
+    assert.equal(captured.out().match(/ created$/gm)?.length, rewritten.length, captured.out());
 
     // The controllers as `metalbox controller --store …` runs them.
     const opened = await openStore(parseStoreFlag(flags.store!), flags);
