@@ -328,6 +328,13 @@ export const bareMetalHostStatus = z.strictObject({
         .optional()
         .describe('Address that fetched the config with the token.'),
       configFetchedAt: dateTime().optional(),
+      reportedAddresses: z
+        .array(z.string().max(64))
+        .max(16)
+        .optional()
+        .describe(
+          'Static addresses the machine reported from its fetch address (AddressEvent); events are accepted from these.',
+        ),
     })
     .optional()
     .describe('Talos config delivery of the current provisioning attempt.'),

@@ -1,8 +1,10 @@
 // The event sink: a plaintext gRPC server for `events.EventSinkService/Publish`, the stream Talos
 // sends to `talos.events.sink=<addr>:<port>` (and to EventSinkConfig after the install). An event
 // carries no identity, so it belongs to the host whose config was fetched from the event's source
-// address (status.talos.configFetchedFrom), or whose static addresses it comes from once the
-// rendered network is up. Events from other addresses are acknowledged, ignored and counted.
+// address (status.talos.configFetchedFrom). A host's static addresses (spec.network.addresses)
+// are in Git, so anyone could send from them: one counts only once the machine itself reported it
+// (an AddressEvent from the fetch address, kept in status.talos.reportedAddresses) or booted from
+// disk. Events from other addresses are acknowledged, ignored and counted.
 // Events drive the host's install conditions; duplicates (Talos delivers at least once) change
 // nothing. Publish answers only after the host's status is written, so a lost write is resent.
 import {
@@ -22,7 +24,13 @@ import { type ObjectRef, objectKey, timestamp } from '../runtime/resource.ts';
 import type { ResourceStore } from '../runtime/store.ts';
 import { normalizeAddress } from './configserver.ts';
 import { changeHostStatus, type Host, type HostStatusChange } from './host-status.ts';
-import { decodeEventRequest, type EventEnvelope, type InstallSignal, interpret } from './install-events.ts';
+import {
+  decodeEventRequest,
+  type EventEnvelope,
+  type InstallSignal,
+  interpret,
+  type TalosEvent,
+} from './install-events.ts';
 import type { TalosMetrics } from './metrics.ts';
 
 export const PUBLISH_PATH = '/events.EventSinkService/Publish';
@@ -157,31 +165,71 @@ export function effectOf(
   }
 }
 
+/** An address without its prefix length, IPv4-mapped IPv6 as IPv4, lowercase. */
+const bareAddress = (address: string): string => {
+  const slash = address.indexOf('/');
+  return normalizeAddress(slash < 0 ? address : address.slice(0, slash)).toLowerCase();
+};
+
+/** The host's static addresses (its rendered network). */
+const staticAddresses = (host: Host): string[] => (host.spec.network?.addresses ?? []).map(bareAddress);
+
+/** Static addresses events may come from: those the machine reported, or all once it booted from disk. */
+function acceptedStatic(host: Host): Set<string> {
+  if (findCondition(host.status?.conditions, INSTALL_CONDITIONS.bootedFromDisk)?.status === 'True')
+    return new Set(staticAddresses(host));
+  return new Set((host.status?.talos?.reportedAddresses ?? []).map(bareAddress));
+}
+
+/** Who an address belongs to; `accepted` false: a static address the machine has not confirmed. */
+interface Claim {
+  ref: ObjectRef;
+  accepted: boolean;
+}
+
 /** Address → host: the address that fetched the config, then the host's static addresses. */
-function buildIndex(hosts: readonly Host[]): Map<string, ObjectRef> {
-  const best = new Map<string, { ref: ObjectRef; at: string; rank: number }>();
+function buildIndex(hosts: readonly Host[]): Map<string, Claim> {
+  const best = new Map<string, Claim & { at: string; rank: number }>();
   const claim = (address: string, host: Host, rank: number) => {
     const at = host.status?.talos?.configFetchedAt ?? '';
     const ref = { namespace: host.metadata.namespace ?? '', name: host.metadata.name };
     const held = best.get(address);
-    // A fetch address beats a static one; among equals the most recent fetch wins (reused DHCP leases).
+    // A fetch address beats a confirmed static one, which beats an unconfirmed one; among equals
+    // the most recent fetch wins (reused DHCP leases).
     if (!held || rank < held.rank || (rank === held.rank && at > held.at))
-      best.set(address, { ref, at, rank });
+      best.set(address, { ref, at, rank, accepted: rank < 2 });
   };
   for (const host of hosts) {
     const fetchedFrom = host.status?.talos?.configFetchedFrom;
     if (!fetchedFrom) continue;
-    claim(normalizeAddress(fetchedFrom), host, 0);
-    for (const cidr of host.spec.network?.addresses ?? []) claim(cidr.slice(0, cidr.indexOf('/')), host, 1);
+    claim(bareAddress(fetchedFrom), host, 0);
+    const accepted = acceptedStatic(host);
+    for (const address of staticAddresses(host)) claim(address, host, accepted.has(address) ? 1 : 2);
   }
-  return new Map([...best].map(([address, { ref }]) => [address, ref]));
+  return new Map([...best].map(([address, { ref, accepted }]) => [address, { ref, accepted }]));
+}
+
+/**
+ * The host's static addresses an AddressEvent from its fetch address newly reports, as the
+ * status.talos change recording them (undefined: nothing new).
+ */
+function reportedChange(host: Host, event: TalosEvent, from: string): Record<string, unknown> | undefined {
+  if (event.type !== 'AddressEvent') return undefined;
+  const fetchedFrom = host.status?.talos?.configFetchedFrom;
+  if (!fetchedFrom || bareAddress(fetchedFrom) !== from) return undefined;
+  const known = host.status?.talos?.reportedAddresses ?? [];
+  const statics = new Set(staticAddresses(host));
+  const fresh = [...new Set(event.addresses.map(bareAddress))].filter(
+    (a) => statics.has(a) && !known.includes(a),
+  );
+  return fresh.length ? { reportedAddresses: [...known, ...fresh] } : undefined;
 }
 
 export class EventSink {
   #options: EventSinkOptions;
   #server = new Server();
   #now: () => Date;
-  #index: { version: string; map: Map<string, ObjectRef> } | undefined;
+  #index: { version: string; map: Map<string, Claim> } | undefined;
   #chains = new Map<string, Promise<void>>();
   #seen = new Map<string, Set<string>>();
   #port = 0;
@@ -242,25 +290,34 @@ export class EventSink {
     await Promise.allSettled([...this.#chains.values()]);
   }
 
-  /** The host an address belongs to (exposed for tests and the demo). */
+  /** The host whose events may come from an address (exposed for tests and the demo). */
   match(address: string): ObjectRef | undefined {
+    const claim = this.#claim(address);
+    return claim?.accepted ? claim.ref : undefined;
+  }
+
+  #claim(address: string): Claim | undefined {
     const version = this.#options.version?.() ?? String(Math.random());
     if (this.#index?.version !== version) this.#index = { version, map: buildIndex(this.#options.hosts()) };
-    return this.#index.map.get(normalizeAddress(address));
+    return this.#index.map.get(bareAddress(address));
   }
 
   async #publish(envelope: EventEnvelope, from: string): Promise<void> {
     const { metrics, logger } = this.#options;
     metrics.events.inc({ type: envelope.event.type });
-    const ref = this.match(from);
-    if (!ref) {
-      metrics.unmatchedEvents.inc();
+    const claim = this.#claim(from);
+    if (!claim?.accepted) {
+      const reason = claim ? 'unconfirmed-static-address' : 'unknown-address';
+      metrics.unmatchedEvents.inc({ reason });
       logger.debug(
-        { from, type: envelope.event.type },
-        'Talos event from an address that fetched no config: ignored',
+        { from, type: envelope.event.type, reason, ...(claim ? { host: objectKey(claim.ref) } : {}) },
+        claim
+          ? 'Talos event from a static address the machine has not reported: ignored'
+          : 'Talos event from an address that fetched no config: ignored',
       );
       return;
     }
+    const ref = claim.ref;
     const key = objectKey(ref);
     const seen = this.#seen.get(key) ?? new Set<string>();
     this.#seen.set(key, seen);
@@ -290,7 +347,8 @@ export class EventSink {
         const installing = h.status?.lastObservedBoot?.phase === 'installing';
         const signal = interpret(envelope.event, { installing });
         effect = signal ? effectOf(signal, h.status, this.#now()) : undefined;
-        return effect?.change;
+        const talos = reportedChange(h, envelope.event, from);
+        return talos ? { ...effect?.change, talos } : effect?.change;
       },
       this.#now,
     );

@@ -83,6 +83,7 @@ export function talosProvisioningHooks(deps: TalosHooksDeps): ProvisioningHooks 
               tokenAttempt: attempt,
               configFetchedFrom: null,
               configFetchedAt: null,
+              reportedAddresses: null,
             },
           };
         },

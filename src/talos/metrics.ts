@@ -6,7 +6,7 @@ export class TalosMetrics {
   readonly secretWrites: Counter<'action'>;
   readonly configRequests: Counter<'result'>;
   readonly events: Counter<'type'>;
-  readonly unmatchedEvents: Counter;
+  readonly unmatchedEvents: Counter<'reason'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -36,7 +36,8 @@ export class TalosMetrics {
     });
     this.unmatchedEvents = new Counter({
       name: 'metalbox_talos_events_unmatched_total',
-      help: 'Talos events from addresses that fetched no config (ignored).',
+      help: 'Talos events ignored, by reason: unknown-address (fetched no config), unconfirmed-static-address (a host’s static address before the machine reported it or booted from disk).',
+      labelNames: ['reason'],
       registers,
     });
   }

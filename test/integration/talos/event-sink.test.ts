@@ -10,7 +10,10 @@ import {
   configRejectedEvents,
   diskBootEvents,
   fetchConfig,
+  installFinishEvents,
   installRunEvents,
+  installStartEvents,
+  type SimEvent,
   SimulatedTalosMachine,
   talosArgs,
 } from '../../../src/sim/talos-events.ts';
@@ -35,9 +38,11 @@ async function fetched(h: Harness, name: string, address: string): Promise<Simul
   return new SimulatedTalosMachine({ sink: eventSink!, localAddress: address });
 }
 
-async function counter(h: Harness, name: string): Promise<number> {
+async function counter(h: Harness, name: string, labels: Record<string, string> = {}): Promise<number> {
   const metric = (await h.registry.getMetricsAsJSON()).find((m) => m.name === name);
-  return (metric?.values ?? []).reduce((n, v) => n + Number(v.value), 0);
+  return (metric?.values ?? [])
+    .filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))
+    .reduce((n, v) => n + Number(v.value), 0);
 }
 
 async function reasons(h: Harness, host: string): Promise<string[]> {
@@ -50,6 +55,20 @@ async function reasons(h: Harness, host: string): Promise<string[]> {
   return events.items
     .filter((e) => e.involvedObject.name === host)
     .flatMap((e) => Array(e.count).fill(e.reason));
+}
+
+/** `events` with every AddressEvent reporting `addresses`. */
+const reporting = (events: SimEvent[], addresses: string[]): SimEvent[] =>
+  events.map((e) => (e.type === 'AddressEvent' ? { ...e, body: { ...e.body, addresses } } : e));
+
+async function withStaticAddress(h: Harness, name: string, cidr: string): Promise<void> {
+  const { HOST_KIND } = await import('../../../src/talos/kinds.ts');
+  const host = await h.host(name);
+  await h.store.update(HOST_KIND, {
+    ...host,
+    spec: { ...host.spec, network: { ...host.spec.network!, addresses: [cidr] } },
+  });
+  await h.render();
 }
 
 test('peer strings of grpc-js become plain addresses', () => {
@@ -107,16 +126,14 @@ test('the full success sequence: installing, then Installed only with the kexec,
 test('once installed, events from the host’s static address (its rendered network) are matched to it', async (t) => {
   const h = await startHarness();
   t.after(() => h.close());
-  const { HOST_KIND } = await import('../../../src/talos/kinds.ts');
-  const cp = await h.host('cp-02');
-  await h.store.update(HOST_KIND, {
-    ...cp,
-    spec: { ...cp.spec, network: { ...cp.spec.network!, addresses: ['127.0.0.62/8'] } },
-  });
-  await h.render();
+  await withStaticAddress(h, 'cp-02', '127.0.0.62/8');
   const pxe = await fetched(h, 'cp-02', '127.0.0.56');
   t.after(() => pxe.close());
-  await pxe.publishAll(installRunEvents('talos-cp-02', '127.0.0.56'));
+  // The installer brings up the rendered network and reports both addresses from its fetch address.
+  await pxe.publishAll(
+    reporting(installRunEvents('talos-cp-02', '127.0.0.56'), ['127.0.0.56', '127.0.0.62']),
+  );
+  await h.cached('cp-02', (x) => x.status?.talos?.reportedAddresses?.includes('127.0.0.62') === true);
   const installed = new SimulatedTalosMachine({ sink: h.talos.eventSinkAddress, localAddress: '127.0.0.62' });
   t.after(() => installed.close());
   await installed.publishAll(diskBootEvents());
@@ -124,6 +141,69 @@ test('once installed, events from the host’s static address (its rendered netw
   assert.equal(cond(host, INSTALL_CONDITIONS.bootedFromDisk)?.status, 'True');
   assert.equal(cond(host, INSTALL_CONDITIONS.ready)?.status, 'True');
   assert.equal(h.talos.eventSink.match('127.0.0.63'), undefined);
+});
+
+test('mid-install, events from the host’s static address (it is in Git) are ignored and counted until the machine reports it', async (t) => {
+  const h = await startHarness();
+  t.after(() => h.close());
+  await withStaticAddress(h, 'cp-03', '127.0.0.67/8');
+  const pxe = await fetched(h, 'cp-03', '127.0.0.57');
+  t.after(() => pxe.close());
+  await pxe.publishAll(installStartEvents('talos-cp-03', '127.0.0.57'));
+  const before = await h.host('cp-03');
+  assert.equal(cond(before, INSTALL_CONDITIONS.installed)?.reason, 'Installing');
+
+  // Another box using cp-03's static address claims the install finished and the disk booted.
+  const spoof = new SimulatedTalosMachine({ sink: h.talos.eventSinkAddress, localAddress: '127.0.0.67' });
+  t.after(() => spoof.close());
+  const forged = [...installFinishEvents(), ...diskBootEvents()];
+  await spoof.publishAll(forged);
+  const after = await h.host('cp-03');
+  assert.equal(after.metadata.resourceVersion, before.metadata.resourceVersion, 'the host is unchanged');
+  assert.equal(cond(after, INSTALL_CONDITIONS.installed)?.status, 'False');
+  assert.equal(cond(after, INSTALL_CONDITIONS.bootedFromDisk), undefined);
+  assert.equal(h.talos.eventSink.match('127.0.0.67'), undefined);
+  assert.equal(
+    await counter(h, 'metalbox_talos_events_unmatched_total', { reason: 'unconfirmed-static-address' }),
+    forged.length,
+  );
+  assert.ok(h.logs.some((l) => l.includes('static address the machine has not reported')));
+
+  // An address event from the fetch address naming another address is no confirmation of it.
+  await pxe.publish({ type: 'AddressEvent', body: { hostname: 'talos-cp-03', addresses: ['127.0.0.99'] } });
+  assert.equal((await h.host('cp-03')).status?.talos?.reportedAddresses, undefined);
+  // The machine itself reports the static address: from then on it speaks for cp-03.
+  await pxe.publish({
+    type: 'AddressEvent',
+    body: { hostname: 'talos-cp-03', addresses: ['127.0.0.57', '127.0.0.67/8'] },
+  });
+  assert.deepEqual((await h.host('cp-03')).status?.talos?.reportedAddresses, ['127.0.0.67']);
+  await h.cached('cp-03', (x) => x.status?.talos?.reportedAddresses?.length === 1);
+  assert.deepEqual(h.talos.eventSink.match('127.0.0.67'), { namespace: NAMESPACE, name: 'cp-03' });
+});
+
+test('a host that booted from disk is heard on its static addresses, and a new attempt forgets reported ones', async (t) => {
+  const h = await startHarness();
+  t.after(() => h.close());
+  await withStaticAddress(h, 'worker-01', '127.0.0.68/8');
+  const pxe = await fetched(h, 'worker-01', '127.0.0.58');
+  t.after(() => pxe.close());
+  // Same DHCP lease after the kexec: the disk boot is reported from the fetch address.
+  await pxe.publishAll([
+    ...installRunEvents('talos-worker-01', '127.0.0.58'),
+    ...diskBootEvents().slice(0, 1),
+  ]);
+  await h.cached('worker-01', (x) => cond(x, INSTALL_CONDITIONS.bootedFromDisk)?.status === 'True');
+  assert.deepEqual(h.talos.eventSink.match('127.0.0.68'), { namespace: NAMESPACE, name: 'worker-01' });
+
+  const { HOST_KIND } = await import('../../../src/talos/kinds.ts');
+  await h.store.patchStatus(
+    HOST_KIND,
+    { namespace: NAMESPACE, name: 'worker-01' },
+    { talos: { reportedAddresses: ['127.0.0.68'] } },
+  );
+  await h.talos.hooks.installArgs(await h.host('worker-01'), 2);
+  assert.equal((await h.host('worker-01')).status?.talos?.reportedAddresses, undefined);
 });
 
 test('a config validation error puts InstallFailed with Talos’s message', async (t) => {
