@@ -19,6 +19,8 @@ export interface PeerBinaries {
   ipmitool: string;
   talosctl: string;
   talosctlVersion: string;
+  crane: string;
+  craneVersion: string;
 }
 
 const peersFile = fileURLToPath(new URL('./.peers.json', import.meta.url));
