@@ -183,17 +183,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < scans; i++) {
         const c0 = process.cpuUsage();
         const s0 = performance.now();
-        summary = await scanEndpoint(
-          {
-            store,
-            pool: sync.pool,
-            events,
-            metrics: sync.metrics,
-            logger: silentLogger,
-            namespace: NAMESPACE,
-          },
-          endpoint,
-        );
+        summary = await scanEndpoint({ ...sync.driftDeps, events, logger: silentLogger }, endpoint);
         times.push(performance.now() - s0);
         const c = process.cpuUsage(c0);
         cpus.push((c.user + c.system) / 1000);
@@ -213,7 +203,7 @@ async function main(): Promise<void> {
     const r0 = performance.now();
     const rc0 = process.cpuUsage();
     const refill = await scanEndpoint(
-      { store, pool: sync.pool, events, metrics: sync.metrics, logger: silentLogger, namespace: NAMESPACE },
+      { ...sync.driftDeps, events, logger: silentLogger },
       sync.pool.byName('b')!,
     );
     const rc = process.cpuUsage(rc0);

@@ -31,6 +31,7 @@ import {
   type StoreFlagValues,
   type StoreSpec,
 } from './store-flag.ts';
+import { storeOwner } from './store-owner.ts';
 
 /** source.component of Events, the field manager of writes, the default Lease name. */
 const COMPONENT = 'metalbox-controller';
@@ -120,9 +121,12 @@ export async function run(args: string[]): Promise<number> {
   };
 
   try {
+    // Read only when Matchbox is synced and the config names no owner.
+    const section = config.matchbox as { owner?: unknown } | undefined;
+    const owner = section && section.owner === undefined ? await storeOwner(opened) : undefined;
     families = await addControllerFamilies(
       manager,
-      { store, events, logger, registry, namespace: flags.namespace, config },
+      { store, events, logger, registry, namespace: flags.namespace, config, ...(owner ? { owner } : {}) },
       {
         workers: flags.concurrency,
         onStopError: (family, error) =>

@@ -20,6 +20,11 @@ export interface ControllerDeps {
   registry: Registry;
   /** Namespace the controller watches ('' = all). */
   namespace: string;
+  /**
+   * Owner identity of this instance's store (derived from it: cluster, etcd cluster and prefix,
+   * file dir), written into every Matchbox object it creates; `matchbox.owner` overrides it.
+   */
+  owner?: string;
   /** The parsed `--config` file (each family validates its own section with zod). */
   config: Record<string, unknown>;
   /**

@@ -17,6 +17,7 @@ import type { MatchboxGroup } from '../crds/matchboxgroup.ts';
 import type { MatchboxProfile } from '../crds/matchboxprofile.ts';
 import { validateObject } from '../crds/validate.ts';
 import { isMacKey, normalizeMac } from './objects.ts';
+import { displayNameOf } from './owner.ts';
 
 export const IMPORTED_FROM_ANNOTATION = 'metalbox.io/imported-from';
 /** The Secret key an imported generic template is stored under. */
@@ -180,7 +181,8 @@ export function importDataDir(dataPath: string, opts: { namespace: string }): Im
       const name = claim(profiles, file, stem);
       if (!name) continue;
       const spec: MatchboxProfile['spec'] = {};
-      const displayName = stringField(json, 'name');
+      // A name written by metalbox carries its writer's mark: the import declares the displayName only.
+      const displayName = displayNameOf(stringField(json, 'name'));
       if (displayName) spec.displayName = displayName;
       const boot = json.boot;
       if (boot !== undefined && boot !== null) {
@@ -298,7 +300,8 @@ export function importDataDir(dataPath: string, opts: { namespace: string }): Im
         });
       }
       const spec: MatchboxGroup['spec'] = { profileRef: { name: profileName ?? kubeName(profile) } };
-      const displayName = stringField(json, 'name');
+      // A name written by metalbox carries its writer's mark: the import declares the displayName only.
+      const displayName = displayNameOf(stringField(json, 'name'));
       if (displayName) spec.displayName = displayName;
       if (Object.keys(selector).length) spec.selector = selector;
       if (metadata && Object.keys(metadata).length) spec.metadata = metadata as Record<string, unknown>;

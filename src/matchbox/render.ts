@@ -8,12 +8,14 @@
 // without any state: after a restart, drift repair reads ProfileList/GroupList and knows which
 // resource each object belongs to. Ids with no dot, or whose prefix is not a DNS label (Terraform
 // and hand-written ids such as `talos-cp-01`), are foreign and never touched. The id is also the
-// FileStore file name (`groups/<id>.json`), so it is limited to 250 characters.
+// FileStore file name (`groups/<id>.json`), so it is limited to 250 characters. Which metalbox
+// instance wrote an object is in its `name` (owner.ts): given an owner, the render carries it.
 
 import type { SecretKeyReference } from '../crds/common.ts';
 import type { MatchboxGroup } from '../crds/matchboxgroup.ts';
 import type { MatchboxProfile } from '../crds/matchboxprofile.ts';
 import { type Group, isMacKey, normalizeMac, type Profile } from './objects.ts';
+import { markedName } from './owner.ts';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -84,12 +86,17 @@ function keyOf(object: { kind: string; metadata: { name?: string; namespace?: st
   return key;
 }
 
-export function renderProfile(object: MatchboxProfile): RenderedProfile {
+/** The Matchbox `name`: the owner's mark and the displayName, or the displayName alone without an owner. */
+const nameFor = (displayName: string | undefined, owner: string | undefined) =>
+  owner === undefined ? displayName || undefined : markedName(owner, displayName);
+
+export function renderProfile(object: MatchboxProfile, owner?: string): RenderedProfile {
   const key = keyOf(object);
   const id = matchboxId(key);
   const { spec } = object;
   const profile: Profile = { id };
-  if (spec.displayName) profile.name = spec.displayName;
+  const name = nameFor(spec.displayName, owner);
+  if (name) profile.name = name;
   if (spec.kernel !== undefined) {
     profile.boot = { kernel: spec.kernel, initrd: [...(spec.initrd ?? [])], args: [...(spec.args ?? [])] };
   }
@@ -101,8 +108,9 @@ export function renderProfile(object: MatchboxProfile): RenderedProfile {
   return { profile, generic: { name: id, inline: inline ?? '' } };
 }
 
-export function renderGroup(object: MatchboxGroup): Group {
+export function renderGroup(object: MatchboxGroup, owner?: string): Group {
   const key = keyOf(object);
+  const name = nameFor(object.spec.displayName, owner);
   const { spec } = object;
   const selector: Record<string, string> = {};
   for (const [k, value] of Object.entries(spec.selector ?? {})) {
@@ -123,7 +131,7 @@ export function renderGroup(object: MatchboxGroup): Group {
   // Key order as in Matchbox's own group files (id, name, profile, selector, metadata).
   return {
     id: matchboxId(key),
-    ...(spec.displayName ? { name: spec.displayName } : {}),
+    ...(name ? { name } : {}),
     profile: matchboxId({ namespace: key.namespace, name: spec.profileRef.name }),
     selector,
     metadata: structuredClone(spec.metadata ?? {}),

@@ -15,12 +15,15 @@
 //     driftScanIntervalSeconds: 300     # per endpoint: ProfileList + GroupList, compare, repair
 //     verifyBootAnswers: true           # GET /ipxe?mac= per group and endpoint after each change
 //     workers: 8                        # groups reconciled in parallel
+//     owner: prod-mgmt                  # owner identity written into every Matchbox object
+//                                       # (default: derived from the store, see owner.ts)
 //
 // Verification costs Matchbox one read of every group file per request (it caches nothing), so on
 // fleets of thousands of groups a profile change means O(groups²) file reads on each server;
 // turn it off there (see scripts/bench/matchbox.ts).
 import { z } from 'zod';
 import { parseEndpoint } from '../../matchbox/client.ts';
+import { ownerProblem } from '../../matchbox/owner.ts';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -70,6 +73,14 @@ export const matchboxSyncConfig = z
     verifyBootAnswers: z.boolean().default(true),
     /** Objects reconciled in parallel per kind. */
     workers: z.int().min(1).max(64).default(8),
+    /** Owner identity in every Matchbox object written; instances sharing a Matchbox need distinct ones. */
+    owner: z
+      .string()
+      .superRefine((value, ctx) => {
+        const problem = ownerProblem(value);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .optional(),
   })
   .superRefine((config, ctx) => {
     const seen = { name: new Map<string, number>(), endpoint: new Map<string, number>() };

@@ -1,5 +1,6 @@
 import { isNotFound as isMatchboxNotFound } from '../../matchbox/errors.ts';
 import { canonicalJson, type Group, type Profile, sameGroup, sameProfile } from '../../matchbox/objects.ts';
+import { type Holder, holderOf } from '../../matchbox/owner.ts';
 import { parseMatchboxId, RenderError, renderGroup, renderProfile } from '../../matchbox/render.ts';
 import { isConflict, isNotFound as isStoreNotFound } from '../../runtime/errors.ts';
 import type { EventRecorder } from '../../runtime/events.ts';
@@ -13,8 +14,16 @@ import { GroupKind, type GroupObject, ProfileKind, type ProfileObject } from './
 import type { MatchboxSyncMetrics, RepairAction } from './metrics.ts';
 import { deleteProfile, genericConfig, putProfile } from './profile.ts';
 import { SecretUnavailableError } from './secrets.ts';
-import { errorText, isCurrentOn, nextEndpointStatus, syncedCondition, withCondition } from './status.ts';
-import { endpointNames } from './sync.ts';
+import {
+  errorText,
+  isCurrentOn,
+  nextEndpointStatus,
+  SELECTOR_UNIQUE,
+  syncedCondition,
+  withCondition,
+  withoutCondition,
+} from './status.ts';
+import { adoptedEvent, endpointNames, updateStatus } from './sync.ts';
 
 /** Objects repaired at once on one endpoint. */
 const REPAIR_CONCURRENCY = 16;
@@ -27,6 +36,13 @@ export interface DriftDeps {
   logger: Logger;
   /** The namespace metalbox manages ('' = all namespaces that hold MatchboxProfiles/Groups). */
   namespace: string;
+  /** This instance's owner identity (owner.ts): only objects carrying it are repaired or deleted. */
+  owner: string;
+  /**
+   * Per endpoint, as of its last scan: group (namespace/name) → the groups this instance does not
+   * own that have the same selector. The MatchboxGroup's condition names the union over endpoints.
+   */
+  sharedSelectors: Map<string, Map<string, string[]>>;
 }
 
 export interface ScanSummary {
@@ -42,6 +58,12 @@ export interface ScanSummary {
   statusUpdated: number;
   /** Foreign objects seen (left alone). */
   foreign: number;
+  /** Objects with metalbox ids written by another metalbox instance (left alone). */
+  otherOwner: number;
+  /** Objects with metalbox ids and no owner that no resource here declares (left alone). */
+  unmarked: number;
+  /** Unmarked objects a resource here declares, written again with this instance's owner. */
+  adopted: number;
 }
 
 /** Some repairs failed; the scan is retried with backoff. */
@@ -61,6 +83,8 @@ interface Repair {
   action: Exclude<RepairAction, 'deleted'>;
   /** Why, for the Event: what differed. */
   why: string;
+  /** The remote object carried no owner: writing it adopts it. */
+  adopt: boolean;
   write: () => Promise<void>;
   /** The status entry said the last write here failed: record the success. */
   catchUp: boolean;
@@ -96,10 +120,12 @@ async function scan(deps: DriftDeps, endpoint: Endpoint): Promise<ScanSummary> {
   const managed = namespace
     ? new Set([namespace])
     : new Set([...profiles.items, ...groups.items].map((o) => o.metadata.namespace!));
-  const owned = (id: string) => {
+  /** An id metalbox writes, in a namespace this instance manages (whoever wrote it). */
+  const shaped = (id: string) => {
     const key = parseMatchboxId(id);
     return key !== undefined && managed.has(key.namespace);
   };
+  const holder = (o: Profile | Group): Holder => holderOf(o, deps.owner);
   const summary: ScanSummary = {
     endpoint: endpoint.name,
     remote: remoteProfiles.length + remoteGroups.length,
@@ -108,7 +134,10 @@ async function scan(deps: DriftDeps, endpoint: Endpoint): Promise<ScanSummary> {
     updated: 0,
     deleted: 0,
     statusUpdated: 0,
-    foreign: [...remoteProfiles, ...remoteGroups].filter((o) => !owned(o.id)).length,
+    foreign: [...remoteProfiles, ...remoteGroups].filter((o) => !shaped(o.id)).length,
+    otherOwner: 0,
+    unmarked: 0,
+    adopted: 0,
   };
   const failures: unknown[] = [];
 
@@ -121,15 +150,17 @@ async function scan(deps: DriftDeps, endpoint: Endpoint): Promise<ScanSummary> {
   for (const obj of profiles.items) {
     let rendered: ReturnType<typeof renderProfile>;
     try {
-      rendered = renderProfile(obj);
+      rendered = renderProfile(obj, deps.owner);
     } catch (error) {
       if (error instanceof RenderError) continue;
       throw error;
     }
     const id = rendered.profile.id;
     known.profile.add(id);
-    if (deletionFailedOn(obj, endpoint)) removals.push({ kind: 'profile', obj, id });
+    const remote = remoteProfileById.get(id);
     const plan = planFor(obj, endpoint);
+    if (remote && isOthers(deps, endpoint, 'profile', obj, holder(remote), plan)) continue;
+    if (deletionFailedOn(obj, endpoint)) removals.push({ kind: 'profile', obj, id });
     if (!plan) continue;
     summary.compared++;
     let config: Buffer | undefined;
@@ -140,7 +171,6 @@ async function scan(deps: DriftDeps, endpoint: Endpoint): Promise<ScanSummary> {
       if (!(error instanceof SecretUnavailableError)) failures.push(error);
       continue;
     }
-    const remote = remoteProfileById.get(id);
     const why = plan.catchUp
       ? catchUpReason(endpoint, obj)
       : await profileDrift(endpoint, remote, rendered.profile, config, failures);
@@ -151,6 +181,7 @@ async function scan(deps: DriftDeps, endpoint: Endpoint): Promise<ScanSummary> {
       id,
       action: remote ? 'updated' : 'created',
       why,
+      adopt: remote !== undefined && holder(remote) === 'unmarked',
       catchUp: plan.catchUp,
       write: () => putProfile(endpoint, rendered, config),
     });
@@ -158,17 +189,18 @@ async function scan(deps: DriftDeps, endpoint: Endpoint): Promise<ScanSummary> {
   for (const obj of groups.items) {
     let rendered: Group;
     try {
-      rendered = renderGroup(obj);
+      rendered = renderGroup(obj, deps.owner);
     } catch (error) {
       if (error instanceof RenderError) continue;
       throw error;
     }
     known.group.add(rendered.id);
-    if (deletionFailedOn(obj, endpoint)) removals.push({ kind: 'group', obj, id: rendered.id });
+    const remote = remoteGroupById.get(rendered.id);
     const plan = planFor(obj, endpoint);
+    if (remote && isOthers(deps, endpoint, 'group', obj, holder(remote), plan)) continue;
+    if (deletionFailedOn(obj, endpoint)) removals.push({ kind: 'group', obj, id: rendered.id });
     if (!plan) continue;
     summary.compared++;
-    const remote = remoteGroupById.get(rendered.id);
     let why: string | undefined;
     if (plan.catchUp) why = catchUpReason(endpoint, obj);
     else if (!remote) why = `was missing on Matchbox ${endpoint.label}`;
@@ -181,6 +213,7 @@ async function scan(deps: DriftDeps, endpoint: Endpoint): Promise<ScanSummary> {
       id: rendered.id,
       action: remote ? 'updated' : 'created',
       why,
+      adopt: remote !== undefined && holder(remote) === 'unmarked',
       catchUp: plan.catchUp,
       write: () => putGroup(endpoint, rendered),
     });
@@ -193,7 +226,10 @@ async function scan(deps: DriftDeps, endpoint: Endpoint): Promise<ScanSummary> {
       REPAIR_CONCURRENCY,
       async (r) => {
         try {
-          if (await repair(deps, endpoint, r)) summary[r.action]++;
+          if (await repair(deps, endpoint, r)) {
+            summary[r.action]++;
+            if (r.adopt) summary.adopted++;
+          }
           if (r.catchUp && (await recordCatchUp(deps, endpoint, r))) summary.statusUpdated++;
         } catch (error) {
           failures.push(error);
@@ -215,13 +251,40 @@ async function scan(deps: DriftDeps, endpoint: Endpoint): Promise<ScanSummary> {
     }
   });
 
-  // Orphans: groups first, so no remaining group points at a deleted profile.
+  // What this instance leaves alone: another instance's objects, and unmarked ones nobody here declares.
+  const notOwned = { 'other-instance': [] as string[], unmarked: [] as string[] };
+  for (const [kind, list] of [
+    ['profile', remoteProfiles],
+    ['group', remoteGroups],
+  ] as const) {
+    for (const o of list) {
+      if (!shaped(o.id)) continue;
+      const h = holder(o);
+      if (typeof h === 'object') notOwned['other-instance'].push(`${kind} ${o.id} (owner ${h.other})`);
+      else if (h === 'unmarked' && !known[kind].has(o.id)) notOwned.unmarked.push(`${kind} ${o.id}`);
+    }
+  }
+  summary.otherOwner = notOwned['other-instance'].length;
+  summary.unmarked = notOwned.unmarked.length;
+  for (const [h, list] of Object.entries(notOwned))
+    deps.metrics.notOwned.set({ endpoint: endpoint.name, holder: h }, list.length);
+  if (summary.unmarked > 0) {
+    deps.logger.info(
+      { endpoint: endpoint.name, objects: notOwned.unmarked.slice(0, 20), count: summary.unmarked },
+      'objects with metalbox ids but no owner identity, declared by no resource in this store: left alone (the instance whose store declares them adopts them)',
+    );
+  }
+
+  await reportSharedSelectors(deps, endpoint, groups.items, remoteGroups, known.group, holder, failures);
+
+  // Orphans: groups first, so no remaining group points at a deleted profile. Only this
+  // instance's own objects: nothing it cannot prove it wrote is ever deleted.
   const orphans = [
     ...remoteGroups
-      .filter((g) => owned(g.id) && !known.group.has(g.id))
+      .filter((g) => shaped(g.id) && holder(g) === 'ours' && !known.group.has(g.id))
       .map((g) => ({ kind: 'group' as const, id: g.id })),
     ...remoteProfiles
-      .filter((p) => owned(p.id) && !known.profile.has(p.id))
+      .filter((p) => shaped(p.id) && holder(p) === 'ours' && !known.profile.has(p.id))
       .map((p) => ({ kind: 'profile' as const, id: p.id })),
   ];
   for (const kind of ['group', 'profile'] as const) {
@@ -313,7 +376,14 @@ async function repair(deps: DriftDeps, endpoint: Endpoint, r: Repair): Promise<b
   if (!wrote) return false;
   deps.metrics.driftRepairs.inc({ endpoint: endpoint.name, kind: r.kind, action: r.action });
   const kindName = r.kind === 'profile' ? 'MatchboxProfile' : 'MatchboxGroup';
-  deps.events.event(r.obj, 'Warning', 'DriftRepaired', `Matchbox ${r.kind} ${r.id} ${r.why}; written again`);
+  if (r.adopt) adoptedEvent(deps, r.obj, r);
+  else
+    deps.events.event(
+      r.obj,
+      'Warning',
+      'DriftRepaired',
+      `Matchbox ${r.kind} ${r.id} ${r.why}; written again`,
+    );
   deps.logger.debug(
     { endpoint: endpoint.name, kind: kindName, id: r.id, action: r.action },
     'drift repair: wrote the declared object again',
@@ -378,6 +448,113 @@ async function recordRemoval(
     // Changed meanwhile (its own reconcile is on it) or already gone: either way, done here.
     if (isConflict(error) || isStoreNotFound(error)) return false;
     throw error;
+  }
+}
+
+/**
+ * True when another instance holds the declared object on this endpoint: it is neither repaired
+ * nor removed here. When status says this instance wrote it there (it was replaced behind its
+ * back), the resource says so; a write that failed on it already says so in Synced.
+ */
+function isOthers(
+  deps: DriftDeps,
+  endpoint: Endpoint,
+  kind: ObjectKindName,
+  obj: ProfileObject | GroupObject,
+  h: Holder,
+  plan: { catchUp: boolean } | undefined,
+): boolean {
+  if (typeof h !== 'object') return false;
+  if (!plan || plan.catchUp) return true;
+  deps.events.event(
+    obj,
+    'Warning',
+    'OwnedElsewhere',
+    `Matchbox ${kind} ${obj.metadata.namespace}.${obj.metadata.name} on Matchbox ${endpoint.label} was written by the metalbox instance with owner identity "${h.other}"; this instance leaves it alone`,
+  );
+  deps.logger.warn(
+    { endpoint: endpoint.name, kind, id: `${obj.metadata.namespace}.${obj.metadata.name}`, holder: h.other },
+    'a declared Matchbox object belongs to another metalbox instance: not repaired',
+  );
+  return true;
+}
+
+/**
+ * Records which declared groups share their selector with a group this instance does not own
+ * (Matchbox sorts equal selectors arbitrarily, so it may serve either), and sets or clears the
+ * SelectorUnique condition from what every endpoint's last scan found.
+ */
+async function reportSharedSelectors(
+  deps: DriftDeps,
+  endpoint: Endpoint,
+  declared: readonly GroupObject[],
+  remote: readonly Group[],
+  known: ReadonlySet<string>,
+  holder: (g: Group) => Holder,
+  failures: unknown[],
+): Promise<void> {
+  const others = new Map<string, string[]>();
+  for (const g of remote) {
+    if (known.has(g.id) || holder(g) === 'ours') continue;
+    const h = holder(g);
+    const who =
+      typeof h === 'object'
+        ? `metalbox instance ${h.other}`
+        : parseMatchboxId(g.id)
+          ? 'no owner identity'
+          : 'not written by metalbox';
+    const key = canonicalJson(g.selector);
+    others.set(key, [...(others.get(key) ?? []), `${g.id} (${who})`]);
+  }
+  const found = new Map<string, string[]>();
+  const rendered = new Map<string, GroupObject>();
+  for (const obj of declared) {
+    let group: Group;
+    try {
+      group = renderGroup(obj, deps.owner);
+    } catch (error) {
+      if (error instanceof RenderError) continue;
+      throw error;
+    }
+    const key = `${obj.metadata.namespace}/${obj.metadata.name}`;
+    rendered.set(key, obj);
+    const shared = others.get(canonicalJson(group.selector));
+    if (shared) found.set(key, shared);
+  }
+  deps.sharedSelectors.set(endpoint.name, found);
+  const now = new Date();
+  for (const [key, obj] of rendered) {
+    if (obj.metadata.deletionTimestamp) continue;
+    const where = [...deps.sharedSelectors]
+      .map(([name, byGroup]) => ({ name, ids: byGroup.get(key) }))
+      .filter((x): x is { name: string; ids: string[] } => x.ids !== undefined);
+    const had = obj.status?.conditions?.find((c) => c.type === SELECTOR_UNIQUE);
+    if (where.length === 0 && !had) continue;
+    const generation = obj.metadata.generation ?? 1;
+    const ids = [...new Set(where.flatMap((w) => w.ids))].sort();
+    const message = `Matchbox ${where.map((w) => w.name).join(', ')} also hold ${ids.join(', ')} with the same selector: Matchbox may serve either; remove one or make this selector more specific`;
+    try {
+      await updateStatus(deps, GroupKind, obj, (status) =>
+        where.length === 0
+          ? withoutCondition(status, SELECTOR_UNIQUE)
+          : withCondition(
+              status,
+              {
+                type: SELECTOR_UNIQUE,
+                status: 'False',
+                reason: 'SharedWithUnownedGroup',
+                message,
+                observedGeneration: generation,
+              },
+              now,
+            ),
+      );
+    } catch (error) {
+      if (!isStoreNotFound(error)) failures.push(error);
+      continue;
+    }
+    if (where.length > 0 && had?.message !== message)
+      deps.events.event(obj, 'Warning', 'SelectorShared', message);
   }
 }
 

@@ -51,7 +51,7 @@ export function matchboxGroupController(
       const profileRef = { namespace, name: obj.spec.profileRef.name };
       let rendered: Group;
       try {
-        rendered = renderGroup(obj);
+        rendered = renderGroup(obj, deps.owner);
       } catch (error) {
         if (!(error instanceof RenderError)) throw error;
         // The spec cannot change by retrying; a new generation re-queues it.

@@ -11,6 +11,7 @@ export class MatchboxSyncMetrics {
   readonly driftScans: Counter<'endpoint' | 'result'>;
   readonly driftScanDuration: Histogram<'endpoint'>;
   readonly bootAnswerChecks: Counter<'endpoint' | 'result'>;
+  readonly notOwned: Gauge<'endpoint' | 'holder'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -49,6 +50,12 @@ export class MatchboxSyncMetrics {
       name: 'metalbox_matchbox_boot_answer_checks_total',
       help: 'GET /ipxe checks of what a group boots, per endpoint and result (ok, mismatch, error).',
       labelNames: ['endpoint', 'result'],
+      registers,
+    });
+    this.notOwned = new Gauge({
+      name: 'metalbox_matchbox_objects_not_owned',
+      help: 'Objects with metalbox ids in the managed namespaces that this instance leaves alone, as of the last drift scan: holder other-instance (another metalbox owner identity) or unmarked (written before owner identities, declared by no resource here).',
+      labelNames: ['endpoint', 'holder'],
       registers,
     });
   }

@@ -76,7 +76,7 @@ export function matchboxProfileController(deps: SyncDeps & { workers?: number })
       }
       let rendered: RenderedProfile;
       try {
-        rendered = renderProfile(obj);
+        rendered = renderProfile(obj, deps.owner);
       } catch (error) {
         if (!(error instanceof RenderError)) throw error;
         // The spec cannot change by retrying; a new generation re-queues it.

@@ -8,6 +8,8 @@ import { timestamp } from '../../runtime/resource.ts';
 export const SYNCED = 'Synced';
 export const PROFILE_RESOLVED = 'ProfileResolved';
 export const BOOT_ANSWER_VERIFIED = 'BootAnswerVerified';
+/** False while a group this instance does not own has the same selector (Matchbox serves either). */
+export const SELECTOR_UNIQUE = 'SelectorUnique';
 
 /** The status schema caps lastError at 4096 characters. */
 const MAX_ERROR = 4096;

@@ -1,6 +1,8 @@
 // What the profile and group sync controllers share: the finalizer, fanning one write out to
 // every endpoint (one failing endpoint never stops the others), writing status only when it
 // changed, and removal from every endpoint before the finalizer goes.
+import { isNotFound as isMatchboxNotFound } from '../../matchbox/errors.ts';
+import { type Holder, holderOf } from '../../matchbox/owner.ts';
 import type { Condition } from '../../runtime/conditions.ts';
 import { isConflict } from '../../runtime/errors.ts';
 import type { EventRecorder } from '../../runtime/events.ts';
@@ -30,6 +32,8 @@ export interface SyncDeps {
   store: ResourceStore;
   pool: EndpointPool;
   events: EventRecorder;
+  /** This instance's owner identity, written into every Matchbox object (owner.ts). */
+  owner: string;
   /** Starts the periodic drift scans; called by every reconcile (only the leader reconciles). */
   arm(signal: AbortSignal): void;
 }
@@ -61,6 +65,63 @@ export class EndpointsFailedError extends Error {
     const reasons = new Set([...this.failures.values()].map(errorReason));
     return reasons.size === 1 ? [...reasons][0]! : 'SyncFailed';
   }
+}
+
+/** The object is held on an endpoint by another metalbox instance: never overwritten or deleted here. */
+export class OwnedElsewhereError extends Error {
+  readonly reason = 'OwnedByAnotherInstance';
+  readonly owner: string;
+  constructor(endpoint: Endpoint, target: MatchboxTarget, owner: string) {
+    super(
+      `Matchbox ${target.kind} ${target.id} on ${endpoint.label} was written by the metalbox instance with owner identity "${owner}"; it is left alone (another store declares it: rename one of the two resources, or move it)`,
+    );
+    this.name = 'OwnedElsewhereError';
+    this.owner = owner;
+  }
+}
+
+/** Who holds the object on the endpoint (a ProfileGet/GroupGet; missing is 'absent'). */
+export async function holderOn(endpoint: Endpoint, target: MatchboxTarget, owner: string): Promise<Holder> {
+  try {
+    const object =
+      target.kind === 'profile'
+        ? await endpoint.call('ProfileGet', (c) => c.profileGet(target.id))
+        : await endpoint.call('GroupGet', (c) => c.groupGet(target.id));
+    return holderOf(object, owner);
+  } catch (error) {
+    if (isMatchboxNotFound(error)) return 'absent';
+    throw error;
+  }
+}
+
+/**
+ * Throws OwnedElsewhereError unless this instance may write the object on the endpoint. A write
+ * this process made (noted on the endpoint) needs no look: nobody else overwrites a marked object.
+ */
+async function assertWritable(
+  deps: SyncDeps,
+  endpoint: Endpoint,
+  target: MatchboxTarget,
+): Promise<Holder | undefined> {
+  const mark = endpoint.lastWrite(target.kind, target.id);
+  if (mark && !mark.deleted) return undefined;
+  const holder = await holderOn(endpoint, target, deps.owner);
+  if (typeof holder === 'object') throw new OwnedElsewhereError(endpoint, target, holder.other);
+  return holder;
+}
+
+/** The Event of an unmarked object taken over (the same message on every endpoint, so one series). */
+export function adoptedEvent(
+  deps: Pick<SyncDeps, 'events' | 'owner'>,
+  obj: SyncedObject,
+  target: MatchboxTarget,
+): void {
+  deps.events.event(
+    obj,
+    'Normal',
+    'Adopted',
+    `Matchbox ${target.kind} ${target.id} carried no owner identity (written before owners); adopted: written again with owner ${deps.owner}`,
+  );
 }
 
 /** Runs `fn` on every endpoint at once and collects each outcome, failures included. */
@@ -188,7 +249,9 @@ export async function writeToEveryEndpoint<T extends SyncedObject>(
     const entry = obj.status?.endpoints?.find((s) => s.endpoint === e.address);
     if (isCurrentOn(entry, generation) && !options.stale?.(e)) return 'current';
     await e.withLock(target.kind, target.id, async () => {
+      const holder = await assertWritable(deps, e, target);
       await write(e);
+      if (holder === 'unmarked') adoptedEvent(deps, obj, target);
       e.noteWrite(target.kind, target.id, { uid, generation, deleted: false });
     });
     return 'written';
@@ -233,7 +296,8 @@ export async function removeFromEveryEndpoint(
   const mark = { uid: obj.metadata.uid ?? '', generation: obj.metadata.generation ?? 1, deleted: true };
   await finalize(deps, kind, obj, target.id, (e) =>
     e.withLock(target.kind, target.id, async () => {
-      await remove(e);
+      // Another instance's object of the same id is not this resource's to remove.
+      if (typeof (await holderOn(e, target, deps.owner)) !== 'object') await remove(e);
       e.noteWrite(target.kind, target.id, mark);
     }),
   );

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
+import { storeOwner } from '../../../src/cli/store-owner.ts';
 import { isGone } from '../../../src/runtime/errors.ts';
 import { StoreEventRecorder } from '../../../src/runtime/events.ts';
 import type { Logger } from '../../../src/runtime/logger.ts';
@@ -183,6 +184,17 @@ describe('the controller identity can do what the controller needs', () => {
     assert.equal(await asController('DELETE', `${path}/rbac-written`), 200);
   });
 
+  it('reads the cluster id (kube-system’s uid), its default Matchbox owner identity', async () => {
+    const owner = await storeOwner({ store: controller, spec: { type: 'kube' }, close: async () => {} });
+    const uid = (await admin('GET', '/api/v1/namespaces/kube-system')).metadata.uid!;
+    assert.match(owner, /^kube-[0-9a-f]{12}$/);
+    assert.ok(!owner.includes(uid.slice(0, 12)), 'only a digest of the uid is shown');
+    assert.equal(
+      await storeOwner({ store: controller, spec: { type: 'kube' }, close: async () => {} }),
+      owner,
+    );
+  });
+
   it('reads Secrets in its own namespace', async () => {
     assert.equal(await asController('GET', `/api/v1/namespaces/${NS}/secrets/bmc`), 200);
     assert.equal(await asController('GET', `/api/v1/namespaces/${NS}/secrets`), 200);
@@ -206,6 +218,8 @@ describe('the controller identity can do no more', () => {
     ],
     ['delete a Secret in another namespace', 'DELETE', `/api/v1/namespaces/${OTHER_NAMESPACE}/secrets/bmc`],
     ['delete a namespace', 'DELETE', `/api/v1/namespaces/${OTHER_NAMESPACE}`],
+    ['read another namespace', 'GET', `/api/v1/namespaces/${OTHER_NAMESPACE}`],
+    ['list namespaces', 'GET', '/api/v1/namespaces'],
     ['create a namespace', 'POST', '/api/v1/namespaces', { metadata: { name: 'x' } }],
     ['list CRDs', 'GET', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions'],
     [

@@ -8,6 +8,7 @@ import { SecretKind } from '../../../src/controllers/matchbox/secrets.ts';
 import type { MatchboxClient } from '../../../src/matchbox/client.ts';
 import { MatchboxNotFoundError } from '../../../src/matchbox/errors.ts';
 import type { Group, Profile } from '../../../src/matchbox/objects.ts';
+import { markedName, ownerOf } from '../../../src/matchbox/owner.ts';
 import { startMatchboxPair } from '../../env/matchbox.ts';
 import { waitFor } from '../../env/wait.ts';
 import {
@@ -138,19 +139,58 @@ test('owned objects changed or removed behind metalbox are written back, with a 
   assert.equal((await eventsFor(backend.store, 'talos-cp-02', 'DriftRepaired')).length, 1);
 });
 
-test('owned objects no resource declares are deleted, foreign ones kept', async () => {
-  await a.profilePut({ id: 'metalbox-system.stale', boot: { kernel: '/assets/x', initrd: [], args: [] } });
+test('objects written before owner identities (no mark) are adopted by the drift scan: written again with the mark', async () => {
+  const cp03 = await b.groupGet('metalbox-system.talos-cp-03');
+  assert.equal(ownerOf(cp03), world.sync.owner);
+  const { name: _, ...unmarked } = cp03;
+  await b.groupPut(unmarked);
+  await world.sync.drift.scanNow('b');
+  assert.deepEqual(await b.groupGet('metalbox-system.talos-cp-03'), cp03);
+  await world.events.flush();
+  const [adopted] = await eventsFor(backend.store, 'talos-cp-03', 'Adopted');
+  assert.equal(
+    adopted?.message,
+    `Matchbox group metalbox-system.talos-cp-03 carried no owner identity (written before owners); adopted: written again with owner ${world.sync.owner}`,
+  );
+});
+
+test('owned objects no resource declares are deleted, foreign and unmarked ones kept', async () => {
+  const name = markedName(world.sync.owner, undefined);
+  await a.profilePut({
+    id: 'metalbox-system.stale',
+    name,
+    boot: { kernel: '/assets/x', initrd: [], args: [] },
+  });
   await a.groupPut({
     id: 'metalbox-system.stale-01',
+    name,
     profile: 'metalbox-system.stale',
     selector: {},
     metadata: {},
   });
+  // Same id shape, but no owner mark (written before owners) and declared by no resource here:
+  // another instance's store may declare it, so it stays.
+  const unmarked: Group = {
+    id: 'metalbox-system.unmarked-01',
+    profile: 'legacy-cp',
+    selector: {},
+    metadata: {},
+  };
+  await a.groupPut(unmarked);
   await world.sync.drift.scanNow('a');
   await assert.rejects(a.profileGet('metalbox-system.stale'), MatchboxNotFoundError);
   await assert.rejects(a.groupGet('metalbox-system.stale-01'), MatchboxNotFoundError);
   assert.deepEqual(await a.profileGet('legacy-cp'), foreignProfile);
   assert.deepEqual(await a.groupGet('legacy-cp-01'), foreignGroup);
+  assert.deepEqual(await a.groupGet(unmarked.id), unmarked);
+  assert.equal(
+    await metricValue(world.registry, 'metalbox_matchbox_objects_not_owned', {
+      endpoint: 'a',
+      holder: 'unmarked',
+    }),
+    1,
+  );
+  await a.groupDelete(unmarked.id);
   assert.equal(
     await metricValue(world.registry, 'metalbox_matchbox_drift_repairs_total', {
       endpoint: 'a',
