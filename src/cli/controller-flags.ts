@@ -28,7 +28,8 @@ Flags:
   --leader-election-namespace <ns>   kube store: namespace of the Lease (default: the pod's namespace,
                                      else metalbox-system)
   --leader-election-id <name>        name of the Lease or etcd election (default metalbox-controller)
-  --metrics-addr <host:port>         /healthz, /readyz and /metrics (default :8080; port 0: any free port)
+  --metrics-addr <host:port>         /healthz, /readyz and /metrics (default 127.0.0.1:8080; :port or
+                                     0.0.0.0:port for every interface, as in a pod; port 0: any free port)
   --concurrency <n>                  keys each controller reconciles in parallel (1-256; default: each
                                      controller's own choice, else 1)
   --config <file>                    YAML settings handed to the controller families
@@ -94,7 +95,8 @@ const flagSchema = z
       .max(253, { error: 'must be at most 253 characters' })
       .regex(DNS_SUBDOMAIN, { error: 'must be a lowercase RFC 1123 subdomain' })
       .default('metalbox-controller'),
-    'metrics-addr': listenAddress.default({ host: '0.0.0.0', port: 8080 }),
+    // Loopback unless asked: /metrics tells anyone who can reach it the fleet's hosts and states.
+    'metrics-addr': listenAddress.default({ host: '127.0.0.1', port: 8080 }),
     concurrency: z
       .string()
       .regex(/^\d+$/, { error: 'must be a whole number' })

@@ -24,13 +24,13 @@ function usageError(args: string[]): string {
   assert.fail(`${args.join(' ')} was accepted`);
 }
 
-test('defaults: kube store, all namespaces, no leader election, ops on :8080, info logs', () => {
+test('defaults: kube store, all namespaces, no leader election, ops on loopback :8080, info logs', () => {
   assert.deepEqual(flags([]), {
     store: { type: 'kube' },
     namespace: '',
     leaderElect: false,
     leaderElectionId: 'metalbox-controller',
-    metricsAddr: { host: '0.0.0.0', port: 8080 },
+    metricsAddr: { host: '127.0.0.1', port: 8080 },
     logLevel: 'info',
   });
 });
