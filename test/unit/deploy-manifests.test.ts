@@ -63,7 +63,10 @@ test('liveness and readiness probe /healthz and /readyz on the port --metrics-ad
   assert.ok(opsPort, 'the liveness probe names a declared container port');
   assert.equal(opsPort.containerPort, parsed.flags.metricsAddr.port);
   // The default is loopback, which the kubelet's probes on the pod IP would never reach.
-  assert.ok(args.some((a) => a.startsWith('--metrics-addr=')), 'the Deployment sets --metrics-addr');
+  assert.ok(
+    args.some((a) => a.startsWith('--metrics-addr=')),
+    'the Deployment sets --metrics-addr',
+  );
   assert.equal(parsed.flags.metricsAddr.host, '0.0.0.0');
   assert.equal(container.livenessProbe?.httpGet?.path, '/healthz');
   assert.equal(container.readinessProbe?.httpGet?.path, '/readyz');
