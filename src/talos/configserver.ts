@@ -146,7 +146,18 @@ export class ConfigServer {
     const id = url.pathname.startsWith(CONFIG_PATH_PREFIX)
       ? url.pathname.slice(CONFIG_PATH_PREFIX.length)
       : '';
-    const ref = req.method === 'GET' ? parseHostId(decodeURIComponent(id)) : undefined;
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(id);
+    } catch {
+      // A malformed %-escape is no host id: a plain 400, and no error per request in the log.
+      metrics.configRequests.inc({ result: 'bad-request' });
+      this.#options.logger.debug({ from }, 'config request with a malformed %-escape in its path: 400');
+      res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+      res.end('400 bad request\n');
+      return;
+    }
+    const ref = req.method === 'GET' ? parseHostId(decoded) : undefined;
     const verdict = judge(ref ? lookup(ref) : undefined, url.searchParams.get('t') ?? '', this.#now());
     if (verdict.kind === 'refuse') {
       metrics.configRequests.inc({ result: 'refused' });
@@ -254,25 +265,41 @@ export class ConfigServer {
     return secretText(secret, CONFIG_KEY);
   }
 
+  /**
+   * A used token again: one Event series per host (its message names no replaying address, so
+   * replays from many addresses aggregate), the condition naming the first replayer (later ones
+   * change nothing stored), and every replaying address in the log.
+   */
   async #alarm(host: Host, from: string): Promise<void> {
     const { store, metrics, logger, events } = this.#options;
     const talos = host.status?.talos;
+    const attempt = talos?.tokenAttempt ?? '?';
     const first = `${talos?.configFetchedFrom ?? '?'} at ${talos?.configFetchedAt ?? '?'}`;
-    const message = `the config token of attempt ${talos?.tokenAttempt ?? '?'} was used again from ${from} (first fetch from ${first}); refused: someone else may hold the URL`;
     metrics.configRequests.inc({ result: 'refetch' });
     logger.warn(
       { host: hostId({ namespace: host.metadata.namespace, name: host.metadata.name }), from },
       'used config token presented again',
     );
-    events.event(host, 'Warning', 'ConfigRefetched', message);
+    events.event(
+      host,
+      'Warning',
+      'ConfigRefetched',
+      `the config token of attempt ${attempt} was used again (first fetch from ${first}); refused: someone else may hold the URL`,
+    );
     await changeHostStatus(
       store,
       { namespace: host.metadata.namespace ?? '', name: host.metadata.name },
-      () => ({
-        conditions: [
-          { type: TALOS_HOST_CONDITIONS.configRefetched, status: 'True', reason: 'TokenReused', message },
-        ],
-      }),
+      (h) => {
+        const held = h.status?.conditions?.find((c) => c.type === TALOS_HOST_CONDITIONS.configRefetched);
+        const said = `the config token of attempt ${attempt} was used again from `;
+        if (held?.status === 'True' && held.message.startsWith(said)) return undefined;
+        const message = `${said}${from} (first fetch from ${first}); refused: someone else may hold the URL`;
+        return {
+          conditions: [
+            { type: TALOS_HOST_CONDITIONS.configRefetched, status: 'True', reason: 'TokenReused', message },
+          ],
+        };
+      },
       this.#now,
     );
   }

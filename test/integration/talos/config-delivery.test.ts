@@ -41,6 +41,13 @@ const condition = (
   type: string,
 ) => host.status?.conditions?.find((c) => c.type === type);
 
+async function counter(h: Harness, name: string, result: string): Promise<number> {
+  const metric = (await h.registry.getMetricsAsJSON()).find((m) => m.name === name);
+  return (metric?.values ?? [])
+    .filter((v) => v.labels.result === result)
+    .reduce((n, v) => n + Number(v.value), 0);
+}
+
 async function hostEvents(h: Harness, name: string) {
   await h.events.flush();
   const list = await h.store.list<
@@ -48,6 +55,7 @@ async function hostEvents(h: Harness, name: string) {
       involvedObject: { name: string };
       reason: string;
       message: string;
+      count: number;
     } & import('../../../src/runtime/resource.ts').Resource
   >(EventKind, { namespace: NAMESPACE });
   return list.items.filter((e) => e.involvedObject.name === name);
@@ -99,6 +107,42 @@ test('the config is served once: the second fetch is 404 with an Event and a con
   const reasons = (await hostEvents(h, 'cp-01')).map((e) => e.reason);
   assert.ok(reasons.includes('ConfigDelivered'));
   assert.ok(reasons.includes('ConfigRefetched'));
+});
+
+test('replays from many addresses make one Event series per host and change its status once', async (t) => {
+  const h = await startHarness();
+  t.after(() => h.close());
+  const { url } = await provisioning(h, 'cp-02');
+  assert.equal((await fetchConfig(url, { localAddress: '127.0.0.41' })).status, 200);
+  await h.cached('cp-02', (x) => x.status?.talos?.configFetchedFrom === '127.0.0.41');
+  assert.equal((await fetchConfig(url, { localAddress: '127.0.0.42' })).status, 404);
+  const once = await h.host('cp-02');
+  for (let i = 43; i < 63; i++)
+    assert.equal((await fetchConfig(url, { localAddress: `127.0.0.${i}` })).status, 404);
+  const after = await h.host('cp-02');
+  assert.equal(after.metadata.resourceVersion, once.metadata.resourceVersion, 'no status write per replay');
+  assert.match(
+    condition(after, TALOS_HOST_CONDITIONS.configRefetched)!.message,
+    /used again from 127\.0\.0\.42 /,
+  );
+  const replays = (await hostEvents(h, 'cp-02')).filter((e) => e.reason === 'ConfigRefetched');
+  assert.equal(replays.length, 1, 'one Event series');
+  assert.equal(replays[0]!.count, 21);
+  assert.doesNotMatch(replays[0]!.message, /127\.0\.0\.4[2-9]|127\.0\.0\.[56]\d/);
+  // Each replaying address is in the log.
+  assert.equal(h.logs.filter((l) => l.includes('used config token presented again')).length, 21);
+});
+
+test('a malformed %-escape in the config URL is a 400 with a debug line, not an error', async (t) => {
+  const h = await startHarness();
+  t.after(() => h.close());
+  const { url } = await provisioning(h, 'worker-02');
+  const bad = url.replace(/\/v1\/config\/[^?]+/, '/v1/config/%E0%A4%A');
+  const answer = await fetchConfig(bad);
+  assert.equal(answer.status, 400);
+  assert.ok(h.logs.some((l) => l.includes('"level":20') && l.includes('malformed %-escape')));
+  assert.ok(!h.logs.some((l) => l.includes('config request failed')));
+  assert.equal(await counter(h, 'metalbox_talos_config_requests_total', 'bad-request'), 1);
 });
 
 test('two simultaneous fetches with one token: exactly one gets the config', async (t) => {
