@@ -1,6 +1,11 @@
 // BMC address schemes, Metal3-compatible: the scheme picks the driver (and vendor quirks), the authority
 // the BMC, and for Redfish an optional System path. An address without a scheme is IPMI, as in Metal3.
+import { isIP } from 'node:net';
 import { BmcAddressError } from './errors.ts';
+
+/** RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens. */
+const HOSTNAME =
+  /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*\.?$/i;
 
 export type RedfishVendor = 'generic' | 'idrac' | 'ilo5';
 
@@ -114,6 +119,10 @@ export function parseBmcAddress(raw: string, field = 'bmc.address'): BmcAddress 
 
   if (info_.protocol === 'ipmi') {
     if (url.pathname !== '/' && url.pathname !== '') fail('an ipmi:// address has no path');
+    // The host becomes an ipmitool argument: only a hostname or an IP literal, never something
+    // an argument parser or a shell could read as more (`10.0.0.1;id`, `-oProxyCommand=x`).
+    if (isIP(host) === 0 && !HOSTNAME.test(host))
+      fail(`host "${host}" is not a hostname (letters, digits, "-" and ".") or an IP address`);
     return { protocol: 'ipmi', display, host, port, key };
   }
 

@@ -99,6 +99,29 @@ test('malformed addresses are refused with the reason', () => {
   assert.throws(() => parseBmcAddress('redfish://10.0.0.1/redfish/v1/Systems/1?x=1'), /query or fragment/);
 });
 
+test('an IPMI host is a hostname or an IP literal, nothing ipmitool or a shell could read as more', () => {
+  for (const ok of ['ipmi://bmc-07.rack2.example.com', 'bmc07', 'ipmi://10.0.0.1:624', 'ipmi://[fd00::11]']) {
+    assert.equal(parseBmcAddress(ok).protocol, 'ipmi', ok);
+  }
+  for (const bad of [
+    'ipmi://10.0.0.1;id',
+    '-oProxyCommand=x',
+    'ipmi://-H',
+    'ipmi://a_b',
+    'ipmi://$(id)',
+    'ipmi://a..b',
+  ]) {
+    assert.throws(
+      () => parseBmcAddress(bad, 'spec.bmc.address'),
+      (error: unknown) =>
+        error instanceof BmcAddressError &&
+        error.field === 'spec.bmc.address' &&
+        /is not a hostname .* or an IP address|not a valid URL/.test(error.message),
+      bad,
+    );
+  }
+});
+
 test('an address error names the field it came from', () => {
   assert.throws(
     () => parseBmcAddress('ftp://10.0.0.1', 'spec.bmc.address'),
