@@ -19,8 +19,23 @@ export interface PeerBinaries {
   ipmitool: string;
   talosctl: string;
   talosctlVersion: string;
+  /** The boot lab's images (test/lab/build-images.sh) and the agent inside them. */
+  lab: LabImages;
   crane: string;
   craneVersion: string;
+}
+
+export interface LabImages {
+  /** The static lab agent (SIMULATED Talos), also inside netbootInitrd. */
+  agent: string;
+  /** Debian's cloud kernel. */
+  kernel: string;
+  /** busybox + virtio modules + the agent (netboot, wipe and disk modes). */
+  netbootInitrd: string;
+  /** busybox only; prints RESCUE-INIT and idles. */
+  rescueInitrd: string;
+  /** What the agent installs: MBR, FAT boot partition (SYSLINUX + UKI), record partition. */
+  diskImage: string;
 }
 
 const peersFile = fileURLToPath(new URL('./.peers.json', import.meta.url));
@@ -38,8 +53,22 @@ export function peerBinaries(): PeerBinaries {
   return parsed;
 }
 
+/** The boot lab's images, each checked to be readable. */
+export function labImages(): LabImages {
+  const lab = peerBinaries().lab;
+  if (!lab) throw new Error(`${peersFile} names no lab images: run \`npm run setup\``);
+  for (const [name, path] of Object.entries(lab)) {
+    try {
+      accessSync(path, constants.R_OK);
+    } catch {
+      throw new Error(`lab image ${name} is not at ${path}: run \`npm run setup\``);
+    }
+  }
+  return lab;
+}
+
 /** The path of one peer binary, checked to be executable. */
-export function peerBinary(name: Exclude<keyof PeerBinaries, `${string}Version`>): string {
+export function peerBinary(name: Exclude<keyof PeerBinaries, `${string}Version` | 'lab'>): string {
   const path = peerBinaries()[name];
   try {
     accessSync(path, constants.X_OK);
