@@ -376,15 +376,41 @@ export class RedfishClient {
     });
   }
 
-  /** Absolute URLs from Location headers are reduced to their path on this BMC. */
+  /** Absolute URLs on this BMC (Location headers) are reduced to their path; others are kept, and refused when used. */
   private pathOf(location: string): string {
     if (location.startsWith('/')) return location;
     try {
       const url = new URL(location);
+      if (url.origin !== new URL(this.address.baseUrl).origin) return location;
       return `${url.pathname}${url.search}`;
     } catch {
       return location;
     }
+  }
+
+  /**
+   * Where a path (a link the BMC gave, or one of ours) is fetched: only an absolute path on the
+   * BMC's own origin. A link such as `@other-host/x`, `//other-host/x` or `http://other-host/x`
+   * would otherwise send the BMC credentials to whoever the BMC names.
+   */
+  private urlOf(path: string): string {
+    const base = new URL(this.address.baseUrl);
+    let url: URL | undefined;
+    if (path.startsWith('/') && !path.startsWith('//') && !path.includes('\\')) {
+      try {
+        url = new URL(path, base);
+      } catch {
+        url = undefined;
+      }
+    }
+    if (url?.origin !== base.origin) {
+      const shown = path.length > 200 ? `${path.slice(0, 197)}...` : path;
+      throw new BmcProtocolError(
+        this.bmc,
+        `link "${shown}" is not an absolute path on the BMC (${base.origin}); not followed`,
+      );
+    }
+    return url.href;
   }
 
   private async withRetries(
@@ -445,6 +471,7 @@ export class RedfishClient {
     options: RequestOptions,
     authHeaders: Record<string, string>,
   ): Promise<RawResponse> {
+    const url = this.urlOf(path);
     const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), timeoutMs);
@@ -457,7 +484,7 @@ export class RedfishClient {
     if (options.ifMatch) headers['if-match'] = options.ifMatch;
     const what = `${method} ${path}`;
     try {
-      const res = await fetch(`${this.address.baseUrl}${path}`, {
+      const res = await fetch(url, {
         method,
         headers,
         ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),

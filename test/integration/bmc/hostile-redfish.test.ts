@@ -1,6 +1,8 @@
 // Malformed and hostile answers from the FAKE Redfish service (fake-hostile-redfish.ts): each must end in a
 // typed error within the configured timeout, with no crash and no unhandled rejection.
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, test } from 'node:test';
 import { staticCredentials } from '../../../src/bmc/credentials.ts';
 import {
@@ -50,6 +52,40 @@ async function failure(fn: () => Promise<unknown>): Promise<{ error: unknown; ms
   }
   assert.fail('expected a failure');
 }
+
+test('fake BMC: links off the BMC’s own origin are refused, and nothing reaches the host they name', async (t) => {
+  const seen: string[] = [];
+  const other = createServer((req, res) => {
+    seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? ''}`);
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+  });
+  await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => other.close(() => resolve())));
+  const elsewhere = `127.0.0.1:${(other.address() as AddressInfo).port}`;
+  for (const link of [
+    `@${elsewhere}/redfish/v1/Systems/1`,
+    `//${elsewhere}/redfish/v1/Systems/1`,
+    `http://${elsewhere}/redfish/v1/Systems/1`,
+    'redfish/v1/Systems/1',
+    '/\\evil/redfish/v1/Systems/1',
+  ]) {
+    fake.fault('/redfish/v1/Systems', {
+      kind: 'status',
+      status: 200,
+      body: JSON.stringify({ Members: [{ '@odata.id': link }], 'Members@odata.count': 1 }),
+    });
+    const d = driver('');
+    const { error } = await failure(() => d.powerState());
+    assert.ok(error instanceof BmcProtocolError, `${link}: ${String(error)}`);
+    assert.match(
+      error.message,
+      /is not an absolute path on the BMC \(http:\/\/127\.0\.0\.1:\d+\); not followed/,
+    );
+    assert.ok(!error.message.includes(password));
+    await d.close();
+  }
+  assert.deepEqual(seen, [], 'no request went to the host a link named');
+});
 
 test('fake BMC: truncated JSON is a protocol error', async () => {
   fake.fault(fake.systemPath, { kind: 'truncatedJson' });
