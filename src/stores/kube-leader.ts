@@ -33,6 +33,8 @@ export class LeaseElector implements LeaderElector {
   #wake: (() => void) | undefined;
   /** When we last saw the lease record change, by our clock (remote timestamps are not trusted). */
   #observed: { key: string; at: number } | undefined;
+  /** Why the last attempt failed, so a lost lease says why instead of only that it was lost. */
+  #lastFailure = '';
 
   constructor(options: LeaseElectorOptions) {
     this.#api = options.kubeConfig.makeApiClient(CoordinationV1Api);
@@ -76,7 +78,7 @@ export class LeaseElector implements LeaderElector {
       if (await this.#tryAcquireOrRenew()) {
         lastRenew = Date.now();
       } else if (Date.now() - lastRenew > this.#opts.renewDeadlineMs) {
-        reason = `could not renew the lease within ${this.#opts.renewDeadlineMs} ms`;
+        reason = `could not renew the lease within ${this.#opts.renewDeadlineMs} ms (${this.#lastFailure})`;
         break;
       }
     }
@@ -105,7 +107,7 @@ export class LeaseElector implements LeaderElector {
     try {
       current = await this.#api.readNamespacedLease({ namespace, name });
     } catch (error) {
-      if (!(error instanceof ApiException) || error.code !== 404) return false;
+      if (!(error instanceof ApiException) || error.code !== 404) return this.#fail('read', error);
       try {
         await this.#api.createNamespacedLease({
           namespace,
@@ -121,8 +123,8 @@ export class LeaseElector implements LeaderElector {
           },
         });
         return true;
-      } catch {
-        return false; // 409: someone else created it first
+      } catch (error) {
+        return this.#fail('create', error); // 409: someone else created it first
       }
     }
     const spec = current.spec ?? {};
@@ -131,7 +133,10 @@ export class LeaseElector implements LeaderElector {
     if (this.#observed?.key !== recordKey) this.#observed = { key: recordKey, at: Date.now() };
     const heldByOther = holder !== '' && holder !== identity;
     const expiresAt = this.#observed.at + (spec.leaseDurationSeconds ?? durationSeconds) * 1000;
-    if (heldByOther && Date.now() < expiresAt) return false;
+    if (heldByOther && Date.now() < expiresAt) {
+      this.#lastFailure = `held by ${holder}`;
+      return false;
+    }
     try {
       await this.#api.replaceNamespacedLease({
         namespace,
@@ -141,17 +146,24 @@ export class LeaseElector implements LeaderElector {
           spec: {
             holderIdentity: identity,
             leaseDurationSeconds: durationSeconds,
-            acquireTime:
-              holder === identity && spec.acquireTime ? new V1MicroTime(spec.acquireTime.getTime()) : now,
+            // client-node reads MicroTimes back as strings (or Dates), never as V1MicroTime.
+            acquireTime: holder === identity && spec.acquireTime ? microTime(spec.acquireTime) : now,
             renewTime: now,
             leaseTransitions: (spec.leaseTransitions ?? 0) + (holder === identity ? 0 : 1),
           },
         },
       });
       return true;
-    } catch {
-      return false; // 409 = lost the race; anything else = cannot renew right now
+    } catch (error) {
+      return this.#fail('update', error); // 409 = lost the race; anything else = cannot renew right now
     }
+  }
+
+  #fail(verb: string, error: unknown): false {
+    const detail =
+      error instanceof ApiException ? `HTTP ${error.code}` : String((error as Error)?.message ?? error);
+    this.#lastFailure = `${verb}: ${detail}`;
+    return false;
   }
 
   async #release(): Promise<void> {

@@ -95,13 +95,21 @@ async function startController(name: string, leaseId: string): Promise<Replica> 
   return replica;
 }
 
-async function lease(name: string): Promise<{ holderIdentity?: string; leaseTransitions?: number }> {
+interface LeaseSpec {
+  holderIdentity?: string;
+  leaseTransitions?: number;
+  acquireTime?: string;
+  renewTime?: string;
+}
+
+/** The Lease as the apiserver stores it (raw JSON: MicroTimes stay strings). */
+async function lease(name: string): Promise<LeaseSpec> {
   const res = await kube.request(
     'GET',
     `/apis/coordination.k8s.io/v1/namespaces/${CONTROLLER_NAMESPACE}/leases/${name}`,
   );
   assert.equal(res.status, 200, JSON.stringify(res.body));
-  return (res.body as { spec: { holderIdentity?: string; leaseTransitions?: number } }).spec;
+  return (res.body as { spec: LeaseSpec }).spec;
 }
 
 /** Waits until exactly one replica reports metalbox_leader 1; returns [leader, standby]. */
@@ -123,15 +131,34 @@ async function oneLeader(a: Replica, b: Replica): Promise<[Replica, Replica]> {
   );
 }
 
-test('of two controller processes exactly one leads; after SIGKILL of the leader the other leads within 20 s', async (t) => {
+test('of two controller processes one leads and holds its Lease for 60 s; after SIGKILL of the leader the other leads within 20 s', async (t) => {
   const a = await startController('controller-a', 'failover');
   const b = await startController('controller-b', 'failover');
   const [leader, standby] = await oneLeader(a, b);
-  assert.equal((await lease('failover')).holderIdentity, leader.identity());
-  // The standby stays a standby while the leader renews.
-  await sleep(3000);
-  assert.equal(await standby.leader(), 0);
-  assert.equal(await leader.leader(), 1);
+  const first = await lease('failover');
+  assert.equal(first.holderIdentity, leader.identity());
+  // Six renew deadlines (10 s each): the leader keeps renewing, the standby stays a standby, and
+  // neither process exits (in a Pod an exit is a restart).
+  let previous = first;
+  const renewals = new Set<string>();
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline; ) {
+    await sleep(5000);
+    assert.ok(leader.proc.isRunning(), `the leader exited: ${leader.proc.tail(10)}`);
+    assert.ok(standby.proc.isRunning(), `the standby exited: ${standby.proc.tail(10)}`);
+    const now = await lease('failover');
+    assert.equal(now.holderIdentity, leader.identity(), 'the Lease changed hands');
+    assert.equal(now.leaseTransitions, first.leaseTransitions);
+    assert.equal(now.acquireTime, first.acquireTime, 'a renewal keeps acquireTime');
+    assert.ok(
+      Date.parse(now.renewTime ?? '') > Date.parse(previous.renewTime ?? ''),
+      `renewTime did not advance in 5 s: ${previous.renewTime} -> ${now.renewTime}`,
+    );
+    renewals.add(now.renewTime ?? '');
+    previous = now;
+    assert.equal(await leader.leader(), 1);
+    assert.equal(await standby.leader(), 0);
+  }
+  t.diagnostic(`renewTime advanced at each of ${renewals.size} reads over 60 s`);
 
   const killedAt = Date.now();
   await leader.proc.kill();

@@ -24,13 +24,19 @@ after(async () => {
   await kube?.stop();
 });
 
-function elector(name: string, identity: string, kubeConfig = kube.kubeConfig()) {
+function elector(
+  name: string,
+  identity: string,
+  kubeConfig = kube.kubeConfig(),
+  timing: { leaseDurationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number } = {},
+) {
   const transitions: { leading: boolean; at: number }[] = [];
   const e = new LeaseElector({
     kubeConfig,
     namespace,
     name,
     identity,
+    ...timing,
     onChange: (leading) => transitions.push({ leading, at: Date.now() }),
   });
   running.push(e);
@@ -64,6 +70,35 @@ test('one of two electors leads; when it stops renewing the other takes over wit
   assert.equal(lease.spec?.leaseTransitions, 1);
   await b.e.stop({ release: true });
   await Promise.all([a.done, b.done]);
+});
+
+test('a leader keeps renewing its lease well past the renew deadline', async () => {
+  // Short timings: five renew deadlines in 10 s. The renewal re-reads the Lease the apiserver
+  // returned (acquireTime comes back as a string), so a renewal that cannot handle that loses here.
+  const a = elector('hold', 'replica-a', kube.kubeConfig(), {
+    leaseDurationMs: 3000,
+    renewDeadlineMs: 2000,
+    retryPeriodMs: 500,
+  });
+  await waitFor(async () => a.e.leading, { what: 'a leads', timeoutMs: 10_000 });
+  const api = kube.kubeConfig().makeApiClient(CoordinationV1Api);
+  const first = await api.readNamespacedLease({ namespace, name: 'hold' });
+  await new Promise((r) => setTimeout(r, 10_000));
+  const later = await api.readNamespacedLease({ namespace, name: 'hold' });
+  assert.equal(a.e.leading, true, `a lost the lease: ${a.stoppedReason()}`);
+  assert.deepEqual(
+    a.transitions.map((t) => t.leading),
+    [true],
+  );
+  assert.equal(later.spec?.holderIdentity, 'replica-a');
+  assert.equal(later.spec?.leaseTransitions, 0);
+  assert.equal(String(later.spec?.acquireTime), String(first.spec?.acquireTime));
+  assert.ok(
+    Date.parse(String(later.spec?.renewTime)) - Date.parse(String(first.spec?.renewTime)) >= 8000,
+    `renewTime did not advance: ${first.spec?.renewTime} -> ${later.spec?.renewTime}`,
+  );
+  await a.e.stop({ release: true });
+  await a.done;
 });
 
 test('a released lease is taken over at once', async () => {
