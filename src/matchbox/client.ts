@@ -6,6 +6,7 @@
 // the server is down. A call that times out also drops the channel, because a connection to a
 // host that vanished without a reset would otherwise stay "ready" and time out every call.
 
+import { isIP } from 'node:net';
 import * as tls from 'node:tls';
 import { type ChannelOptions, type Client, credentials, type ServiceError } from '@grpc/grpc-js';
 import {
@@ -54,6 +55,9 @@ export function parseEndpoint(endpoint: string): { host: string; port: number } 
 // Matchbox (grpc-go) enforces a keepalive policy with MinTime 5 minutes and no pings without
 // calls: pinging more often gets the connection closed with GOAWAY too_many_pings. So pings are
 // sent only during calls and no more often than that; deadlines catch a dead peer sooner.
+/** The SNI name sent to an endpoint given by IP address (a reserved, never-resolving name). */
+const IP_ENDPOINT_SNI = 'matchbox-ip-endpoint.invalid';
+
 const CHANNEL_OPTIONS: ChannelOptions = {
   'grpc.keepalive_time_ms': 300_000,
   'grpc.keepalive_timeout_ms': 20_000,
@@ -189,8 +193,9 @@ export class MatchboxClient {
       Buffer.from(this.#tls.key),
       Buffer.from(this.#tls.cert),
       {
-        checkServerIdentity: (hostname, cert) => {
-          const error = tls.checkServerIdentity(hostname, cert);
+        // Checked against the endpoint's own host, also when an SNI placeholder went out (below).
+        checkServerIdentity: (_sent, cert) => {
+          const error = tls.checkServerIdentity(this.host, cert);
           this.#rejectedServerNames = error
             ? (cert.subjectaltname ?? '')
                 .split(', ')
@@ -203,7 +208,12 @@ export class MatchboxClient {
     );
     const services = matchboxServices();
     const target = this.host.includes(':') ? `[${this.host}]:${this.port}` : `${this.host}:${this.port}`;
-    const profiles = new services.Profiles(target, creds, CHANNEL_OPTIONS);
+    // Node 26 refuses an IP address as the TLS server name, which grpc-js would send for an IP
+    // endpoint; a placeholder goes out as SNI instead (Matchbox serves one certificate anyway).
+    const options = isIP(this.host)
+      ? { ...CHANNEL_OPTIONS, 'grpc.ssl_target_name_override': IP_ENDPOINT_SNI }
+      : CHANNEL_OPTIONS;
+    const profiles = new services.Profiles(target, creds, options);
     // The other services share the first stub's channel: one connection per endpoint.
     const shared = { channelOverride: profiles.getChannel() };
     this.#stubs = {
