@@ -4,9 +4,12 @@
 // address (status.talos.configFetchedFrom). A host's static addresses (spec.network.addresses)
 // are in Git, so anyone could send from them: one counts only once the machine itself reported it
 // (an AddressEvent from the fetch address, kept in status.talos.reportedAddresses) or booted from
-// disk. Events from other addresses are acknowledged, ignored and counted.
+// disk. Events from other addresses are acknowledged, ignored and counted. A host's status is
+// written at most once per statusIntervalMs: events arriving meanwhile are applied together.
 // Events drive the host's install conditions; duplicates (Talos delivers at least once) change
 // nothing. Publish answers only after the host's status is written, so a lost write is resent.
+
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   status as GrpcStatus,
   Server,
@@ -17,7 +20,7 @@ import {
 } from '@grpc/grpc-js';
 import { INSTALL_CONDITIONS } from '../controllers/baremetalhost/hooks.ts';
 import type { BareMetalHostStatus } from '../crds/baremetalhost.ts';
-import { findCondition } from '../runtime/conditions.ts';
+import { findCondition, setCondition } from '../runtime/conditions.ts';
 import type { EventRecorder, EventType } from '../runtime/events.ts';
 import { errorFields, type Logger } from '../runtime/logger.ts';
 import { type ObjectRef, objectKey, timestamp } from '../runtime/resource.ts';
@@ -48,6 +51,14 @@ export interface EventSinkOptions {
   version?: () => string;
   listen: { host: string; port: number };
   now?: () => Date;
+  /** At most one status write per host this often (default 1000 ms); events in between are merged. */
+  statusIntervalMs?: number;
+}
+
+/** An accepted event waiting to be applied to its host's status. */
+interface Pending {
+  envelope: EventEnvelope;
+  from: string;
 }
 
 /** `ip:port`, `[v6]:port` or `v6:port` (grpc-js peer strings) → the address alone. */
@@ -225,12 +236,31 @@ function reportedChange(host: Host, event: TalosEvent, from: string): Record<str
   return fresh.length ? { reportedAddresses: [...known, ...fresh] } : undefined;
 }
 
+/** Adds `next` to the change being built and to the status it leads to. */
+function foldChange(
+  status: BareMetalHostStatus,
+  change: HostStatusChange,
+  next: HostStatusChange,
+  generation: number,
+  now: Date,
+): void {
+  for (const c of next.conditions ?? []) {
+    change.conditions = [...(change.conditions ?? []), c];
+    status.conditions = setCondition(status.conditions, { ...c, observedGeneration: generation }, now);
+  }
+  if (next.lastObservedBoot) change.lastObservedBoot = status.lastObservedBoot = next.lastObservedBoot;
+}
+
 export class EventSink {
   #options: EventSinkOptions;
   #server = new Server();
   #now: () => Date;
   #index: { version: string; map: Map<string, Claim> } | undefined;
   #chains = new Map<string, Promise<void>>();
+  /** Per host: events that will be applied together by the next write (not yet started). */
+  #batches = new Map<string, { items: Pending[]; done: Promise<void> }>();
+  /** Per host: when its status was last written (ms since the epoch). */
+  #lastWrite = new Map<string, number>();
   #seen = new Map<string, Set<string>>();
   #port = 0;
 
@@ -322,39 +352,80 @@ export class EventSink {
     const seen = this.#seen.get(key) ?? new Set<string>();
     this.#seen.set(key, seen);
     if (envelope.id && seen.has(envelope.id)) return;
-    // One host's events are applied in order, one at a time.
-    const previous = this.#chains.get(key) ?? Promise.resolve();
-    const run = previous.catch(() => {}).then(() => this.#apply(ref, envelope, from));
-    this.#chains.set(key, run);
-    try {
-      await run;
-    } finally {
-      if (this.#chains.get(key) === run) this.#chains.delete(key);
-    }
+    await this.#enqueue(ref, { envelope, from });
     if (envelope.id) {
       seen.add(envelope.id);
       if (seen.size > SEEN_PER_HOST) seen.delete(seen.values().next().value as string);
     }
   }
 
-  async #apply(ref: ObjectRef, envelope: EventEnvelope, from: string): Promise<void> {
+  /**
+   * Applies one host's events in order, one write at a time, and at most one write per interval:
+   * an event arriving while a write waits for its slot joins it. Resolves once the write holding
+   * the event is done (Publish answers then, so an event whose write failed is resent).
+   */
+  #enqueue(ref: ObjectRef, item: Pending): Promise<void> {
+    const key = objectKey(ref);
+    const open = this.#batches.get(key);
+    if (open) {
+      open.items.push(item);
+      return open.done;
+    }
+    const items = [item];
+    const previous = this.#chains.get(key) ?? Promise.resolve();
+    const done = previous
+      .catch(() => {})
+      .then(async () => {
+        const interval = this.#options.statusIntervalMs ?? 1000;
+        const wait = (this.#lastWrite.get(key) ?? 0) + interval - Date.now();
+        if (wait > 0) await sleep(wait);
+        this.#batches.delete(key);
+        await this.#apply(ref, items);
+      });
+    this.#batches.set(key, { items, done });
+    this.#chains.set(key, done);
+    done
+      .finally(() => {
+        if (this.#chains.get(key) === done) this.#chains.delete(key);
+      })
+      .catch(() => {});
+    return done;
+  }
+
+  async #apply(ref: ObjectRef, items: readonly Pending[]): Promise<void> {
     const { store, events, logger } = this.#options;
-    let effect: Effect | undefined;
+    const key = objectKey(ref);
+    let effects: { event: NonNullable<Effect['event']>; from: string }[] = [];
+    let read: string | undefined;
     const host = await changeHostStatus(
       store,
       ref,
       (h) => {
-        const installing = h.status?.lastObservedBoot?.phase === 'installing';
-        const signal = interpret(envelope.event, { installing });
-        effect = signal ? effectOf(signal, h.status, this.#now()) : undefined;
-        const talos = reportedChange(h, envelope.event, from);
-        return talos ? { ...effect?.change, talos } : effect?.change;
+        read = h.metadata.resourceVersion;
+        effects = [];
+        // Each event sees the status as the events before it in this write left it.
+        const status: BareMetalHostStatus = structuredClone(h.status ?? {});
+        const change: HostStatusChange = {};
+        for (const { envelope, from } of items) {
+          const installing = status.lastObservedBoot?.phase === 'installing';
+          const signal = interpret(envelope.event, { installing });
+          const effect = signal ? effectOf(signal, status, this.#now()) : undefined;
+          const talos = reportedChange({ ...h, status }, envelope.event, from);
+          if (effect?.event) effects.push({ event: effect.event, from });
+          if (effect) foldChange(status, change, effect.change, h.metadata.generation ?? 0, this.#now());
+          if (talos) {
+            change.talos = { ...change.talos, ...talos };
+            status.talos = { ...status.talos, ...(talos as BareMetalHostStatus['talos']) };
+          }
+        }
+        return Object.keys(change).length > 0 ? change : undefined;
       },
       this.#now,
     );
-    if (effect?.event) {
-      events.event(host, effect.event.type, effect.event.reason, effect.event.message);
-      logger.info({ host: objectKey(ref), from, reason: effect.event.reason }, 'Talos install progress');
+    if (host.metadata.resourceVersion !== read) this.#lastWrite.set(key, Date.now());
+    for (const { event, from } of effects) {
+      events.event(host, event.type, event.reason, event.message);
+      logger.info({ host: key, from, reason: event.reason }, 'Talos install progress');
     }
   }
 }

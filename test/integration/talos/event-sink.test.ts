@@ -17,6 +17,7 @@ import {
   SimulatedTalosMachine,
   talosArgs,
 } from '../../../src/sim/talos-events.ts';
+import { MemoryStore } from '../../../src/stores/memory.ts';
 import { PUBLISH_PATH, peerAddress } from '../../../src/talos/eventsink.ts';
 import { encodeEventRequest, RESTART_KEXEC } from '../../../src/talos/install-events.ts';
 import { talosProtoRoot } from '../../../src/talos/proto/load.ts';
@@ -204,6 +205,47 @@ test('a host that booted from disk is heard on its static addresses, and a new a
   );
   await h.talos.hooks.installArgs(await h.host('worker-01'), 2);
   assert.equal((await h.host('worker-01')).status?.talos?.reportedAddresses, undefined);
+});
+
+test('a flood of status-changing events from a host’s own address is written at most once a second per host', async (t) => {
+  const writes: number[] = [];
+  /** Counts cp-01's status writes: the only thing this MemoryStore adds. */
+  class CountingStore extends MemoryStore {
+    override async patchStatus<T extends Resource>(
+      ...args: Parameters<MemoryStore['patchStatus']>
+    ): Promise<T> {
+      const [kind, ref] = args;
+      if (kind.kind === 'BareMetalHost' && ref.name === 'cp-01') writes.push(Date.now());
+      return super.patchStatus<T>(...args);
+    }
+  }
+  const h = await startHarness({ store: new CountingStore() });
+  t.after(() => h.close());
+  const machine = await fetched(h, 'cp-01', '127.0.0.71');
+  t.after(() => machine.close());
+  const running = (ready: boolean, i: number): SimEvent => ({
+    type: 'MachineStatusEvent',
+    body: {
+      stage: 'RUNNING',
+      status: { ready, unmet_conditions: ready ? [] : [{ name: 'n', reason: `r${i}` }] },
+    },
+  });
+  const from = writes.length;
+  const started = Date.now();
+  // 3,000 events that each change the Ready condition, 500 at a time on one connection.
+  for (let wave = 0; wave < 6; wave++) {
+    const codes = await Promise.all(
+      Array.from({ length: 500 }, (_, i) => machine.publish(running(i % 2 === 0, wave * 500 + i))),
+    );
+    assert.ok(codes.every((c) => c === 0));
+  }
+  await machine.publish(running(true, -1));
+  const elapsed = Date.now() - started;
+  const flood = writes.slice(from);
+  assert.ok(flood.length <= Math.ceil(elapsed / 1000) + 1, `${flood.length} writes in ${elapsed} ms`);
+  for (let i = 1; i < flood.length; i++)
+    assert.ok(flood[i]! - flood[i - 1]! >= 950, `writes ${flood[i]! - flood[i - 1]!} ms apart`);
+  assert.equal(cond(await h.host('cp-01'), INSTALL_CONDITIONS.ready)?.status, 'True', 'the last event holds');
 });
 
 test('a config validation error puts InstallFailed with Talos’s message', async (t) => {
