@@ -21,6 +21,8 @@ export interface PeerBinaries {
   talosctlVersion: string;
   /** The boot lab's images (test/lab/build-images.sh) and the agent inside them. */
   lab: LabImages;
+  /** The boot lab's daemons and BMC emulators (test/lab/). */
+  labTools: LabTools;
   crane: string;
   craneVersion: string;
 }
@@ -36,6 +38,15 @@ export interface LabImages {
   rescueInitrd: string;
   /** What the agent installs: MBR, FAT boot partition (SYSLINUX + UKI), record partition. */
   diskImage: string;
+}
+
+export interface LabTools {
+  dnsmasq: string;
+  keepalived: string;
+  libvirtd: string;
+  qemu: string;
+  /** A venv with sushy-tools and virtualbmc that sees Debian's libvirt bindings. */
+  bmcVenv: string;
 }
 
 const peersFile = fileURLToPath(new URL('./.peers.json', import.meta.url));
@@ -67,8 +78,24 @@ export function labImages(): LabImages {
   return lab;
 }
 
+/** The boot lab's daemons and BMC emulators, each checked to exist. */
+export function labTools(): LabTools {
+  const tools = peerBinaries().labTools;
+  if (!tools) throw new Error(`${peersFile} names no boot lab tools: run \`npm run setup\``);
+  for (const [name, path] of Object.entries(tools)) {
+    try {
+      accessSync(path, constants.R_OK);
+    } catch {
+      throw new Error(`boot lab tool ${name} is not installed at ${path}: run \`npm run setup\``);
+    }
+  }
+  return tools;
+}
+
 /** The path of one peer binary, checked to be executable. */
-export function peerBinary(name: Exclude<keyof PeerBinaries, `${string}Version` | 'lab'>): string {
+export function peerBinary(
+  name: Exclude<keyof PeerBinaries, `${string}Version` | 'lab' | 'labTools'>,
+): string {
   const path = peerBinaries()[name];
   try {
     accessSync(path, constants.X_OK);

@@ -1,6 +1,6 @@
-// sushy-tools' Redfish emulator with its fake systems driver, basic auth on, optionally HTTPS.
-// The fake driver applies power changes 1-11 s after the request (like real hardware), so tests
-// poll PowerState rather than expecting an immediate change.
+// sushy-tools' Redfish emulator, basic auth on, optionally HTTPS: its fake systems driver, or its
+// libvirt driver for the boot lab's VMs. The fake driver applies power changes 1-11 s after the
+// request (like real hardware), so tests poll PowerState rather than expecting an immediate change.
 import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -39,7 +39,10 @@ export interface SushyPeer {
 }
 
 export async function startSushy(opts: {
+  /** The fake driver's systems; ignored with `libvirt`. */
   systems: FakeSystem[];
+  /** The libvirt driver instead: real VMs of that libvirtd, from a venv that sees libvirt's bindings. */
+  libvirt?: { uri: string; emulator: string };
   tls?: boolean;
   name?: string;
 }): Promise<SushyPeer> {
@@ -49,7 +52,7 @@ export async function startSushy(opts: {
   const port = await freePort();
   const username = 'admin';
   const password = randomBytes(9).toString('base64url');
-  const emulator = peerBinary('sushyEmulator');
+  const emulator = opts.libvirt?.emulator ?? peerBinary('sushyEmulator');
   const python = join(dirname(emulator), 'python');
 
   // sushy-tools accepts only bcrypt entries in its htpasswd file.
@@ -81,8 +84,12 @@ export async function startSushy(opts: {
     nics: s.macs.map((mac) => ({ mac })),
   }));
   const config = [
-    'SUSHY_EMULATOR_FAKE_DRIVER = True',
-    `SUSHY_EMULATOR_FAKE_SYSTEMS = ${JSON.stringify(pySystems).replaceAll('false', 'False').replaceAll('true', 'True')}`,
+    ...(opts.libvirt
+      ? [`SUSHY_EMULATOR_LIBVIRT_URI = ${JSON.stringify(opts.libvirt.uri)}`]
+      : [
+          'SUSHY_EMULATOR_FAKE_DRIVER = True',
+          `SUSHY_EMULATOR_FAKE_SYSTEMS = ${JSON.stringify(pySystems).replaceAll('false', 'False').replaceAll('true', 'True')}`,
+        ]),
     `SUSHY_EMULATOR_AUTH_FILE = ${JSON.stringify(join(dir, 'htpasswd'))}`,
     `SUSHY_EMULATOR_STATE_DIR = ${JSON.stringify(join(dir, 'state'))}`,
     "SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'",
