@@ -176,6 +176,15 @@ const network = withRules(
   ],
 );
 
+export const BOOT_FROM_DISK_METHODS = [
+  'bmc',
+  'ipxe-exit',
+  'ipxe-exit-error',
+  'ipxe-sanboot',
+  'http-404',
+] as const;
+export type BootFromDiskMethod = (typeof BOOT_FROM_DISK_METHODS)[number];
+
 export const bareMetalHostSpec = withRules(
   z.strictObject({
     online: z.boolean().describe('Desired power state.'),
@@ -189,6 +198,12 @@ export const bareMetalHostSpec = withRules(
       .enum(['UEFI', 'legacy'])
       .default('UEFI')
       .describe('Firmware boot mode used for one-time boot overrides.'),
+    bootFromDiskMethod: z
+      .enum(BOOT_FROM_DISK_METHODS)
+      .optional()
+      .describe(
+        'How an installed host that network-boots is sent to its disk (docs/boot-from-disk.md). bmc: after the install the BMC boot device is set to the disk (persistent) and a network boot still gets ipxe-exit; ipxe-exit: iPXE exit (falls through on BIOS; OVMF stops in its menu); ipxe-exit-error: iPXE exit 1; ipxe-sanboot: sanboot the first BIOS disk; http-404: no Matchbox answer at all. Default: ipxe-exit for legacy, bmc for UEFI.',
+      ),
     role: z.enum(['controlplane', 'worker']),
     profileRef: localObjectReference('MatchboxProfile')
       .optional()

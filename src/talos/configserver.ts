@@ -286,6 +286,12 @@ export class ConfigServer {
       'ConfigRefetched',
       `the config token of attempt ${attempt} was used again (first fetch from ${first}); refused: someone else may hold the URL`,
     );
+    // A machine refused its config cannot install (Talos waits in maintenance mode): unless the first
+    // fetcher is already installing (the real machine got it), this attempt ends and the next one
+    // gets a new URL.
+    const phase = host.status?.lastObservedBoot?.phase;
+    const installing = phase === 'installing' || phase === 'installed' || phase === 'booted';
+    const ending = host.status?.provisioning?.state === 'provisioning' && !installing;
     await changeHostStatus(
       store,
       { namespace: host.metadata.namespace ?? '', name: host.metadata.name },
@@ -297,6 +303,16 @@ export class ConfigServer {
         return {
           conditions: [
             { type: TALOS_HOST_CONDITIONS.configRefetched, status: 'True', reason: 'TokenReused', message },
+            ...(ending
+              ? [
+                  {
+                    type: INSTALL_CONDITIONS.installFailed,
+                    status: 'True' as const,
+                    reason: 'ConfigRefetched',
+                    message: `the config was refused to ${from} because its one-time URL had already been used from ${talos?.configFetchedFrom ?? '?'}`,
+                  },
+                ]
+              : []),
           ],
         };
       },

@@ -3,7 +3,7 @@
 // the disk: install-loop prevention), and one group selecting its boot MAC that points at whichever
 // of them (or the rescue profile) the host should boot now. Names derive from the host's name;
 // ownerReferences mark them as the host's; the sync controllers write them to every Matchbox.
-import type { BareMetalHost } from '../../crds/baremetalhost.ts';
+import type { BareMetalHost, BootFromDiskMethod } from '../../crds/baremetalhost.ts';
 import { API_VERSION, MATCHBOX_CONDITIONS } from '../../crds/common.ts';
 import type { MatchboxGroup, MatchboxGroupSpec } from '../../crds/matchboxgroup.ts';
 import type { MatchboxProfile, MatchboxProfileSpec } from '../../crds/matchboxprofile.ts';
@@ -22,11 +22,24 @@ export const childNames = (host: { metadata: { name?: string } }) => {
 
 /**
  * iPXE runs the kernel line's URL: /generic answers this profile's generic template for the MAC,
- * an iPXE script that exits, so the firmware moves on to the next boot device (the disk).
+ * the iPXE script of the host's boot-from-disk method. What each does on real firmware with the
+ * network first is measured in docs/boot-from-disk.md: `exit` falls through to the disk on BIOS,
+ * but OVMF (EDK2) treats a boot option that succeeds as "show the boot menu".
  */
 // biome-ignore lint/suspicious/noTemplateCurlyInString: an iPXE setting, expanded by iPXE.
 export const DISK_KERNEL = '/generic?mac=${mac:hexhyp}';
-export const DISK_SCRIPT = '#!ipxe\n# metalbox: installed; boot from disk (install-loop prevention)\nexit\n';
+const DISK_SCRIPTS: Record<Exclude<BootFromDiskMethod, 'http-404'>, string> = {
+  // The BMC boots the disk; a network boot that still happens gets exit.
+  bmc: 'exit',
+  'ipxe-exit': 'exit',
+  'ipxe-exit-error': 'exit 1',
+  'ipxe-sanboot': 'sanboot --no-describe --drive 0x80',
+};
+
+/** The host's method, or the default for its boot mode (legacy: ipxe-exit; UEFI: bmc). */
+export function bootFromDiskMethod(host: BareMetalHost): BootFromDiskMethod {
+  return host.spec.bootFromDiskMethod ?? (host.spec.bootMode === 'legacy' ? 'ipxe-exit' : 'bmc');
+}
 
 /**
  * Profile args, then the host's args; an arg `key=value` replaces a profile arg with the same key
@@ -60,10 +73,14 @@ export function installProfileSpec(
 }
 
 export function diskProfileSpec(host: BareMetalHost): MatchboxProfileSpec {
+  const method = bootFromDiskMethod(host);
+  const command = method === 'http-404' ? 'exit' : DISK_SCRIPTS[method];
   return {
     displayName: `metalbox disk ${host.metadata.namespace}/${host.metadata.name}`,
     kernel: DISK_KERNEL,
-    genericConfig: { inline: DISK_SCRIPT },
+    genericConfig: {
+      inline: `#!ipxe\n# metalbox: installed; boot from disk (install-loop prevention, ${method})\n${command}\n`,
+    },
   };
 }
 
@@ -142,6 +159,29 @@ async function ensureChild<T extends Child>(
 
 export function ensureProfile(ctx: HostContext, name: string, spec: MatchboxProfileSpec) {
   return ensureChild<MatchboxProfile & Resource>(ctx, PROFILE_KIND, name, spec);
+}
+
+/**
+ * The disk answer: the disk profile, and the group pointing at it, or no group at all for http-404
+ * (Matchbox answers 404 and iPXE gives up). Returns whether Matchbox serves it everywhere.
+ */
+export async function ensureDiskAnswer(ctx: HostContext): Promise<boolean> {
+  const names = childNames(ctx.host);
+  const disk = await ensureProfile(ctx, names.disk, diskProfileSpec(ctx.host));
+  if (bootFromDiskMethod(ctx.host) === 'http-404') {
+    const group = await getOrUndefined<Child>(ctx, GROUP_KIND, names.group);
+    if (!group || !ownedBy(group, ctx.host)) return isSynced(disk);
+    if (!group.metadata.deletionTimestamp) {
+      await ctx.env.store
+        .delete(GROUP_KIND, { namespace: ctx.namespace, name: names.group })
+        .catch((error) => {
+          if (!isNotFound(error)) throw error;
+        });
+    }
+    return false;
+  }
+  const group = await ensureGroup(ctx, names.disk);
+  return isSynced(disk) && isSynced(group);
 }
 
 export function ensureGroup(ctx: HostContext, profile: string) {

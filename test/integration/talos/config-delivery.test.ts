@@ -104,6 +104,13 @@ test('the config is served once: the second fetch is 404 with an Event and a con
   assert.equal(refetched?.status, 'True');
   assert.match(refetched!.message, /used again from 127\.0\.0\.22 \(first fetch from 127\.0\.0\.21/);
   assert.equal(after.status?.talos?.configFetchedFrom, '127.0.0.21', 'the first fetcher stays recorded');
+  // Nothing was installing yet, so the refused machine's attempt ends (the next gets a new URL).
+  const failed = condition(after, INSTALL_CONDITIONS.installFailed);
+  assert.equal(failed?.status, 'True');
+  assert.match(
+    failed!.message,
+    /refused to 127\.0\.0\.22 because its one-time URL had already been used from 127\.0\.0\.21/,
+  );
   const reasons = (await hostEvents(h, 'cp-01')).map((e) => e.reason);
   assert.ok(reasons.includes('ConfigDelivered'));
   assert.ok(reasons.includes('ConfigRefetched'));

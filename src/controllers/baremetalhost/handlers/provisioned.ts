@@ -1,7 +1,7 @@
 // provisioned: installed; the group answers boot-from-disk so a network boot never reinstalls.
 // Keeps that answer in place, power as spec.online says, and takes reboot/inspect requests.
 import { BMH_ANNOTATIONS } from '../../../crds/baremetalhost.ts';
-import { childNames, diskProfileSpec, ensureGroup, ensureProfile } from '../children.ts';
+import { childNames, ensureDiskAnswer } from '../children.ts';
 import { type Handler, HostError, next, stay } from '../context.ts';
 import { reconcilePower } from '../power.ts';
 import { installRequested } from './available.ts';
@@ -14,8 +14,7 @@ export const provisioned: Handler = async (ctx) => {
   if (spec.bootTarget === 'rescue') return next('rescue', 'spec.bootTarget is rescue');
   const names = childNames(ctx.host);
   try {
-    await ensureProfile(ctx, names.disk, diskProfileSpec(ctx.host));
-    await ensureGroup(ctx, names.disk);
+    await ensureDiskAnswer(ctx);
   } catch (error) {
     if (error instanceof HostError) throw error;
     throw new HostError('boot configuration error', `keeping the disk answer: ${(error as Error).message}`);

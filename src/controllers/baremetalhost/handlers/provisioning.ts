@@ -8,6 +8,7 @@ import { timestamp } from '../../../runtime/resource.ts';
 import {
   childNames,
   diskProfileSpec,
+  ensureDiskAnswer,
   ensureGroup,
   ensureProfile,
   hostArgs,
@@ -31,8 +32,7 @@ function endAttempt(ctx: HostContext, message: string) {
 /** The disk answer first (so a reboot after the install never reinstalls), then provisioned. */
 async function finishInstall(ctx: HostContext) {
   const names = childNames(ctx.host);
-  await ensureProfile(ctx, names.disk, diskProfileSpec(ctx.host));
-  await ensureGroup(ctx, names.disk);
+  await ensureDiskAnswer(ctx);
   const p = ctx.status.provisioning!;
   const attempt = p.attempt;
   delete p.startedAt;

@@ -1,14 +1,7 @@
 // rescue: spec.bootTarget rescue points the host's group at rescueProfileRef and boots it once
 // from PXE; switching bootTarget back restores the disk answer and reboots into the installed OS
 // (a host never installed is deprovisioned instead). No hand edit of groups, no manual power.
-import {
-  childNames,
-  diskProfileSpec,
-  ensureGroup,
-  ensureProfile,
-  isSynced,
-  userProfile,
-} from '../children.ts';
+import { childNames, ensureDiskAnswer, ensureGroup, isSynced, userProfile } from '../children.ts';
 import { type Handler, next, stay } from '../context.ts';
 import { reconcilePower, requestBoot } from '../power.ts';
 import { isProvisioned } from '../settle.ts';
@@ -21,9 +14,7 @@ export const rescue: Handler = async (ctx) => {
   if (spec.bootTarget !== 'rescue') {
     if (!isProvisioned(ctx.status)) return next('deprovisioning', 'left rescue; nothing is installed');
     const names = childNames(ctx.host);
-    const disk = await ensureProfile(ctx, names.disk, diskProfileSpec(ctx.host));
-    const group = await ensureGroup(ctx, names.disk);
-    if (!isSynced(disk) || !isSynced(group)) return stay(waitMs);
+    if (!(await ensureDiskAnswer(ctx))) return stay(waitMs);
     await requestBoot(ctx, 'Disk', 'leaving rescue');
     p.bootTarget = 'disk';
     p.profile = names.disk;
