@@ -96,7 +96,8 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 echo "[SIMULATED Talos (metalbox lab agent)] RESCUE-INIT: SIMULATED rescue system booted ($(cat /proc/uptime | cut -d' ' -f1)s after kernel start)"
-echo "[SIMULATED Talos (metalbox lab agent)] RESCUE-INIT: cmdline: $(cat /proc/cmdline)"
+# Only metalbox's own arguments: the rest may carry URLs with tokens.
+echo "[SIMULATED Talos (metalbox lab agent)] RESCUE-INIT: $(tr ' ' '\n' </proc/cmdline | grep '^metalbox\.' | tr '\n' ' ')"
 while :; do sleep 3600; done
 EOF
 chmod 0755 "$rescue/init"

@@ -69,6 +69,7 @@ func netboot(args Cmdline) {
 		say("no %s= on the kernel command line: maintenance mode (no config)", argConfig)
 		pub.Publish(address(defaultHostname(), addrs))
 		pub.Publish(maintenance()...)
+		settle(pub)
 		return
 	}
 	say("fetching config from %s", redactURL(url))
@@ -76,6 +77,7 @@ func netboot(args Cmdline) {
 	if data == nil {
 		say("config fetch gave up after 3 hours: maintenance mode (no config)")
 		pub.Publish(maintenance()...)
+		settle(pub)
 		return
 	}
 	say("config fetched (%d bytes, %s)", len(data), uptime())
@@ -85,6 +87,7 @@ func netboot(args Cmdline) {
 		msg := fmt.Sprintf("failed to load config: %v", err)
 		say("CONFIG REJECTED: %s", msg)
 		pub.Publish(configLoadFailed(msg)...)
+		settle(pub)
 		return
 	}
 	host := args.hostName()
@@ -94,6 +97,7 @@ func netboot(args Cmdline) {
 	if err != nil {
 		say("CONFIG REJECTED (not this machine's config): %v", err)
 		pub.Publish(configRejected(err.Error())...)
+		settle(pub)
 		return
 	}
 	say("config accepted: this is %s (metalbox.host=%s), installing to %s", orDefault(cfg.hostname, "(no hostname)"), args[argHost], disk)
@@ -111,6 +115,7 @@ func netboot(args Cmdline) {
 	}); err != nil {
 		say("INSTALL FAILED: %v", err)
 		pub.Publish(installFailed(err.Error())...)
+		settle(pub)
 		return
 	}
 	pub.Publish(installFinish()...)
@@ -163,6 +168,7 @@ func wipe(args Cmdline) {
 		if err := wipeDisk(d); err != nil {
 			say("WIPE FAILED on %s: %v", d, err)
 			pub.Publish(seqFailed("initialize", fmt.Sprintf("wiping %s: %v", d, err)))
+			settle(pub)
 			return
 		}
 	}
@@ -172,6 +178,7 @@ func wipe(args Cmdline) {
 	pub.Publish(phase("config", phStart), address(defaultHostname(), addrs))
 	pub.Publish(maintenance()...)
 	say("maintenance mode (no config)")
+	settle(pub)
 }
 
 func diskBoot(args Cmdline, mode string) {
@@ -186,8 +193,16 @@ func diskBoot(args Cmdline, mode string) {
 	args[argSink] = rec.EventSink
 	pub, addrs := startPublisher(args)
 	pub.Publish(diskBootEvents(rec.Hostname, addrs)...)
-	if pub.Drain(30 * time.Second) {
-		say("DISK-INIT: running, ready (boot events delivered)")
+	settle(pub)
+}
+
+// settle waits for the sink to acknowledge everything published so far and says so (tests wait
+// for this line before they look at what the sink received).
+func settle(pub *Publisher) {
+	if pub.Drain(2 * time.Minute) {
+		say("event sink: all events delivered")
+	} else {
+		say("event sink: events still undelivered after 2 minutes; still retrying")
 	}
 }
 
