@@ -347,9 +347,11 @@ export async function run(args: string[]): Promise<number> {
     );
     say('  - a SIMULATION fake base-config Secret for the TalosMachineConfig (no real keys);');
     say(
-      "  - the seed's static MatchboxGroups (matchboxgroups.yaml) skipped: each BareMetalHost now owns the",
+      "  - the seed's static MatchboxGroups are not applied (manifests/static-groups/): each BareMetalHost",
     );
-    say('    group for its MAC (a second group selecting the same MAC is reported as a Conflict).\n');
+    say(
+      '    owns the group for its MAC (a second group selecting the same MAC is reported as a Conflict).\n',
+    );
 
     // 5. The controllers, in this process.
     const logger = demoLogger(values.verbose === true);

@@ -31,10 +31,16 @@ type Obj = {
   stringData?: Record<string, string>;
 };
 
+/** manifests/ (what `kubectl apply -f manifests/` applies) and the static groups kept beside it. */
 function loadManifests(): { file: string; obj: Obj }[] {
   const out: { file: string; obj: Obj }[] = [];
-  for (const file of readdirSync(manifestsDir).sort()) {
-    if (!file.endsWith('.yaml')) continue;
+  const files = [
+    ...readdirSync(manifestsDir)
+      .filter((f) => f.endsWith('.yaml'))
+      .sort(),
+    'static-groups/matchboxgroups.yaml',
+  ];
+  for (const file of files) {
     for (const doc of parseAllDocuments(readFileSync(join(manifestsDir, file), 'utf8'))) {
       assert.equal(doc.errors.length, 0, `${file}: ${doc.errors.join('; ')}`);
       out.push({ file, obj: doc.toJS() as Obj });
@@ -161,6 +167,34 @@ describe('seed manifests', () => {
         `${g.metadata.name}: profile differs from the host's`,
       );
     }
+  });
+
+  it('kubectl apply -f manifests/ ships no group that conflicts with the hosts beside it', () => {
+    const top = manifests.filter((m) => !m.file.includes('/'));
+    const hostMacs = new Set(
+      top
+        .filter((m) => m.obj.kind === 'BareMetalHost')
+        .map((m) => normalizeMac((m.obj.spec as { bootMACAddress: string }).bootMACAddress)),
+    );
+    const clashing = top.filter(
+      (m) =>
+        m.obj.kind === 'MatchboxGroup' &&
+        hostMacs.has(normalizeMac((m.obj.spec as { selector?: { mac?: string } }).selector?.mac ?? '')),
+    );
+    assert.deepEqual(
+      clashing.map((m) => m.obj.metadata.name),
+      [],
+    );
+  });
+
+  it("the examples' Namespace carries the install's labels (a re-apply keeps pod security)", () => {
+    const ns = manifests.filter((m) => m.obj.kind === 'Namespace');
+    assert.equal(ns.length, 1);
+    const deployed = parseAllDocuments(
+      readFileSync(join(root, 'deploy/manager/namespace.yaml'), 'utf8'),
+    )[0]!.toJS() as Obj;
+    assert.equal(ns[0]!.obj.metadata.name, deployed.metadata.name);
+    assert.deepEqual(ns[0]!.obj.metadata.labels, deployed.metadata.labels);
   });
 
   it('BMC Secrets are marked placeholders with username and password only', () => {

@@ -3,7 +3,7 @@
 // controller-manager runs, so the Deployment's pods are never created: this checks the install only.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -92,4 +92,57 @@ test('kubectl apply -k deploy/ installs cleanly, then again changes nothing', { 
   assert.equal(spec.template.spec.serviceAccountName, 'metalbox-controller');
   const bmh = await kubectl('get', 'bmh', '-A', '-o', 'name');
   assert.equal(bmh.stdout.trim(), '', 'the bmh short name resolves (no hosts yet)');
+});
+
+test('kubectl apply -f manifests/ on top of the install keeps pod security and ships no conflicting group', {
+  skip,
+}, async () => {
+  const applied = await kubectl('apply', '-f', 'manifests/');
+  assert.equal(applied.stderr.trim(), '', 'no errors or warnings');
+  assert.match(applied.stdout, /^namespace\/metalbox-system (unchanged|configured)$/m);
+  assert.match(applied.stdout, /^baremetalhost\.metalbox\.io\/cp-01 created$/m);
+  const ns = await kube.request('GET', '/api/v1/namespaces/metalbox-system');
+  const labels = (ns.body as { metadata: { labels?: Record<string, string> } }).metadata.labels ?? {};
+  assert.equal(labels['pod-security.kubernetes.io/enforce'], 'restricted', JSON.stringify(labels));
+  // The hosts own the group for their MAC; manifests/ itself holds none that would conflict.
+  const groups = await kubectl('get', 'mbg', '-n', 'metalbox-system', '-o', 'name');
+  assert.equal(groups.stdout.trim(), '');
+});
+
+test('deprovisioning as docs/baremetalhost.md says is accepted by the CRD; removing profileRef alone is not', {
+  skip,
+}, async () => {
+  const doc = readFileSync(join(repo, 'docs/baremetalhost.md'), 'utf8');
+  const command = /^kubectl -n metalbox-system patch bmh (\S+) --type merge -p '(.+)'$/m.exec(doc);
+  assert.ok(command, 'docs/baremetalhost.md shows the deprovisioning patch');
+  const [, host, patch] = command as unknown as [string, string, string];
+  const removeOnly = JSON.stringify([{ op: 'remove', path: '/spec/profileRef' }]);
+  const alone = await run(
+    kubectlPath!,
+    [
+      '--kubeconfig',
+      kube.kubeconfigFile('admin'),
+      ...['-n', 'metalbox-system', 'patch', 'bmh', host, '--type', 'json', '-p', removeOnly],
+    ],
+    { cwd: repo },
+  ).then(
+    () => 'accepted',
+    (e: { stderr?: string }) => e.stderr ?? '',
+  );
+  assert.match(alone, /profileRef is required when bootTarget is install/);
+  // The docs quote the refusal; it must be the apiserver's own words.
+  assert.ok(doc.includes('profileRef is required when bootTarget is install'));
+
+  await kubectl('-n', 'metalbox-system', 'patch', 'bmh', host, '--type', 'merge', '-p', patch);
+  const after = await kube.request(
+    'GET',
+    `/apis/metalbox.io/v1alpha1/namespaces/metalbox-system/baremetalhosts/${host}`,
+  );
+  const spec = (after.body as { spec: { bootTarget?: string; profileRef?: unknown } }).spec;
+  assert.equal(spec.bootTarget, 'disk');
+  assert.equal(spec.profileRef, undefined);
+  // And asking for the install again, as the docs say, is accepted too.
+  const again = /--type merge -p '(\{"spec":\{"bootTarget":"install"[^']+)'/.exec(doc);
+  assert.ok(again, 'docs/baremetalhost.md shows how to reinstall');
+  await kubectl('-n', 'metalbox-system', 'patch', 'bmh', host, '--type', 'merge', '-p', again[1]!);
 });

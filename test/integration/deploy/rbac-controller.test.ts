@@ -31,7 +31,9 @@ const PLURALS: Record<string, string> = {
 before(async () => {
   kube = await startKubeApiserver();
   await applyManifests(kube, loadDeployManifests());
-  for (const file of readdirSync(manifestsDir).sort()) {
+  for (const file of readdirSync(manifestsDir)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()) {
     for (const doc of parseAllDocuments(readFileSync(new URL(file, manifestsDir), 'utf8'))) {
       const obj = doc.toJS() as Manifest;
       if (obj.kind === 'Namespace') continue;

@@ -361,11 +361,11 @@ spec: ${JSON.stringify({ kernel: '/assets/vmlinuz', initrd: ['/assets/initramfs.
         await release();
       }
       assert.equal((await cli(get, ['bmh', 'worker-01', ...ns], backend.flags())).code, 1);
-      const byFile = await cli(del, ['-f', join(MANIFESTS, 'matchboxgroups.yaml')], backend.flags());
+      const byFile = await cli(del, ['-f', join(MANIFESTS, 'matchboxprofiles.yaml')], backend.flags());
       assert.equal(byFile.code, 0, byFile.err);
-      assert.match(byFile.out, /^matchboxgroup\.metalbox\.io "\S+" deleted$/m);
+      assert.match(byFile.out, /^matchboxprofile\.metalbox\.io "\S+" deleted$/m);
       assert.equal(
-        (await cli(get, ['mbg', ...ns], backend.flags())).err,
+        (await cli(get, ['mbp', ...ns], backend.flags())).err,
         `No resources found in ${NAMESPACE} namespace.\n`,
       );
     });

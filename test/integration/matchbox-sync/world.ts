@@ -212,7 +212,7 @@ const manifestsDir = new URL('../../../manifests/', import.meta.url);
 /** The seed's MatchboxProfiles and MatchboxGroups, validated (defaults applied) as a store would. */
 export function seedManifests(): Resource[] {
   const out: Resource[] = [];
-  for (const file of ['matchboxprofiles.yaml', 'matchboxgroups.yaml']) {
+  for (const file of ['matchboxprofiles.yaml', 'static-groups/matchboxgroups.yaml']) {
     for (const doc of parseAllDocuments(readFileSync(new URL(file, manifestsDir), 'utf8'))) {
       const result = validateObject(doc.toJS());
       assert.ok(result.ok, `${file}: ${JSON.stringify(!result.ok && result.errors)}`);

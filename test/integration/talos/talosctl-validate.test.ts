@@ -2,7 +2,7 @@
 // scripts/setup): the seed's golden files in both forms, and renders of the other network shapes.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -106,4 +106,42 @@ test('talosctl really validates: the HostnameConfig trap (auto stable beside a h
     (e: { stderr?: string; stdout?: string }) =>
       /'auto' and 'hostname' cannot be set at the same time/.test(`${e.stderr}${e.stdout}`),
   );
+});
+
+test('the talosctl hint in manifests/talosmachineconfig.yaml gives base configs that render for every seed host', async () => {
+  const manifest = readFileSync(
+    new URL('../../../manifests/talosmachineconfig.yaml', import.meta.url),
+    'utf8',
+  );
+  const commands = [...manifest.matchAll(/^#\s+(talosctl .+)$/gm)].map((m) => m[1]!.trim().split(/\s+/));
+  assert.ok(commands.length >= 2, 'the manifest says how to make the base configs');
+  const work = join(dir, 'hint');
+  mkdirSync(work);
+  for (const [, ...args] of commands) {
+    await run(peerBinary('talosctl'), args, { cwd: work }).catch((e: { stderr?: string }) =>
+      assert.fail(`talosctl ${args.join(' ')}: ${e.stderr}`),
+    );
+  }
+  // The Secret the hint creates: its --from-file names are the keys the spec reads.
+  const secretLine = /^#\s+(kubectl .* create secret generic (\S+) .+)$/m.exec(manifest);
+  assert.ok(secretLine, 'the manifest says how to store them');
+  const tmc = seedTalosConfig();
+  assert.equal(secretLine[2], tmc.spec.baseConfigSecretRef.name);
+  const files = [...secretLine[1]!.matchAll(/--from-file=(\S+)/g)].map((m) => m[1]!);
+  const { controlplaneKey, workerKey } = tmc.spec.baseConfigSecretRef;
+  assert.deepEqual(files.sort(), [controlplaneKey, workerKey].sort());
+  for (const host of seedHosts()) {
+    const key = host.spec.role === 'controlplane' ? controlplaneKey : workerKey;
+    const { config } = renderHostConfig({
+      host: { name: host.metadata.name ?? '', spec: host.spec },
+      spec: tmc.spec,
+      base: { text: readFileSync(join(work, key!), 'utf8'), field: `baseConfigSecretRef ${key}` },
+      rolePatches: [],
+      hostPatches: [],
+      eventSinkEndpoint: GOLDEN_EVENT_SINK,
+    });
+    const path = join(work, `${host.metadata.name}.rendered.yaml`);
+    writeFileSync(path, config);
+    assert.match(await validate(path), /is valid for metal mode/);
+  }
 });
