@@ -1,4 +1,4 @@
-// Benchmark of the Matchbox sync on two real Matchbox servers with the file store:
+// Benchmark of the Matchbox sync on two real Matchbox servers with the embedded SQLite store:
 //   1. 2 profiles + N groups (default 5,000) applied: time from the first write until every
 //      object is Synced=True, gRPC calls made, peak RSS of this process;
 //   2. steady-state drift scans of every object on each endpoint (wall time and CPU);
@@ -13,7 +13,7 @@ import { GroupKind, type GroupObject, ProfileKind } from '../../src/controllers/
 import { silentLogger } from '../../src/runtime/logger.ts';
 import { Manager } from '../../src/runtime/manager.ts';
 import type { Resource } from '../../src/runtime/resource.ts';
-import { FileStore } from '../../src/stores/file.ts';
+import { SqliteStore } from '../../src/stores/sqlite.ts';
 import { startMatchboxPair } from '../../test/env/matchbox.ts';
 import { scratchDir } from '../../test/env/peers.ts';
 
@@ -82,7 +82,7 @@ async function callCounts(registry: Registry): Promise<Map<string, number>> {
 async function main(): Promise<void> {
   const pair = await startMatchboxPair();
   const storeDir = scratchDir('bench-matchbox-store');
-  const store = await FileStore.open(storeDir.dir);
+  const store = await SqliteStore.open(storeDir.dir);
   const registry = new Registry();
   const files = {
     caFile: pair.pki.ca.certFile,
@@ -136,14 +136,14 @@ async function main(): Promise<void> {
 
   try {
     console.log(
-      `Matchbox sync benchmark: 2 profiles + ${GROUPS} groups, 2 Matchbox servers, file store, ` +
+      `Matchbox sync benchmark: 2 profiles + ${GROUPS} groups, 2 Matchbox servers, SQLite store, ` +
         `${section.workers} group workers, verifyBootAnswers=${section.verifyBootAnswers}`,
     );
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     await store.create(ProfileKind, profile('control-plane', 'controlplane.yaml'));
     await store.create(ProfileKind, profile('worker', 'worker.yaml'));
-    // Like a GitOps apply of a directory: many writes in flight (the file store batches fsyncs).
+    // Like a GitOps apply of a directory: many writes in flight (the SQLite store group-commits them).
     let next = 0;
     await Promise.all(
       Array.from({ length: 32 }, async () => {

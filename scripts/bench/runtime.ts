@@ -1,10 +1,10 @@
 // Benchmark: reconcile throughput of a no-op controller over N BareMetalHosts (default 5,000) on the
-// embedded file store and on a real kube-apiserver (started here with test/env/kube.ts), through
+// embedded SQLite store (`--store file:<dir>`) and on a real kube-apiserver (started here with test/env/kube.ts), through
 // the whole runtime: informer (list + watch) → work queue → reconcile.
 //   cold start  manager start → every object listed and reconciled once
 //   watch       every object updated by a writer → every update seen by the reconciler (bounded by
 //               how fast the store takes writes, reported as the seed/update write rate)
-// Run: bash scripts/node scripts/bench/runtime.ts [--objects N] [--workers N] [--store file|kube|both]
+// Run: bash scripts/node scripts/bench/runtime.ts [--objects N] [--workers N] [--store sqlite|kube|both]
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,8 +15,8 @@ import { allCrds } from '../../src/crds/crd.ts';
 import { Manager } from '../../src/runtime/manager.ts';
 import type { Resource, ResourceKind } from '../../src/runtime/resource.ts';
 import type { ResourceStore } from '../../src/runtime/store.ts';
-import { FileStore } from '../../src/stores/file.ts';
 import { KubeStore } from '../../src/stores/kube.ts';
+import { SqliteStore } from '../../src/stores/sqlite.ts';
 import { type CrdLike, startKubeApiserver } from '../../test/env/kube.ts';
 
 const { values } = parseArgs({
@@ -159,11 +159,11 @@ async function main(): Promise<void> {
   const which = values.store;
   const rows: Row[] = [];
   process.stderr.write(`runtime: no-op reconcile over ${N} BareMetalHosts, ${WORKERS} workers\n`);
-  if (which === 'file' || which === 'both') {
-    const dir = mkdtempSync(join(tmpdir(), 'metalbox-bench-file-'));
-    const store = await FileStore.open(dir);
+  if (which === 'sqlite' || which === 'both') {
+    const dir = mkdtempSync(join(tmpdir(), 'metalbox-bench-sqlite-'));
+    const store = await SqliteStore.open(dir);
     try {
-      rows.push(...(await bench('file', store)));
+      rows.push(...(await bench('sqlite', store)));
     } finally {
       await store.close();
       rmSync(dir, { recursive: true, force: true });

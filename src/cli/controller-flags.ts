@@ -19,15 +19,15 @@ Runs every metalbox controller against a store, reconciling only while it leads 
 
 Flags:
   --store <store>                    where objects live (see Store flags; default: $METALBOX_STORE,
-                                     else kube); the file store allows one process per directory
+                                     else kube); on file:<dir> a second controller needs --leader-elect
   --kubeconfig <file>                kube store: kubeconfig to use (default: $KUBECONFIG, ~/.kube/config,
                                      then the pod's service account)
   --namespace <ns>                   watch only this namespace (default: all namespaces)
-  --leader-elect                     kube or etcd store: run several replicas; only the holder of a
-                                     coordination.k8s.io Lease (kube) or the etcd election reconciles
+  --leader-elect                     run several replicas; only the holder of a coordination.k8s.io
+                                     Lease (kube), the etcd election or the file store's lease reconciles
   --leader-election-namespace <ns>   kube store: namespace of the Lease (default: the pod's namespace,
                                      else metalbox-system)
-  --leader-election-id <name>        name of the Lease or etcd election (default metalbox-controller)
+  --leader-election-id <name>        name of the Lease or election (default metalbox-controller)
   --metrics-addr <host:port>         /healthz, /readyz and /metrics (default 127.0.0.1:8080; :port or
                                      0.0.0.0:port for every interface, as in a pod; port 0: any free port)
   --concurrency <n>                  keys each controller reconciles in parallel (1-256; default: each
@@ -107,13 +107,6 @@ const flagSchema = z
     'log-level': z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   })
   .superRefine((flags, ctx) => {
-    if (flags.store.type === 'file' && flags['leader-elect']) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['leader-elect'],
-        message: 'needs --store kube or etcd://... (the file store allows one process per directory)',
-      });
-    }
     if (flags.store.type !== 'kube' && flags.kubeconfig !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['kubeconfig'], message: 'applies only to --store kube' });
     }

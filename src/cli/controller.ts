@@ -15,6 +15,7 @@ import { StoreEventRecorder } from '../runtime/events.ts';
 import { AlwaysLeader, type LeaderElector } from '../runtime/leader.ts';
 import { errorFields, type Logger } from '../runtime/logger.ts';
 import { Manager, type ManagerExit } from '../runtime/manager.ts';
+import type { SqliteElector } from '../stores/sqlite-leader.ts';
 import {
   CONTROLLER_USAGE,
   type ControllerFlags,
@@ -224,13 +225,28 @@ function loadKubeConfig(path: string | undefined): KubeConfig {
   return kc;
 }
 
-/** Without --leader-elect a single leader; with it the store's own election (kube or etcd). */
+/**
+ * Without --leader-elect a single leader; with it the store's own election. On the embedded store
+ * several processes may open one directory, so a controller without --leader-elect still takes
+ * the store's lease, and refuses to start while another controller holds it.
+ */
 async function makeElector(
   flags: ControllerFlags,
   opened: OpenedStore,
   identity: string,
   logger: Logger,
 ): Promise<LeaderElector> {
+  if (!flags.leaderElect && opened.spec.type === 'file') {
+    const elector = await electorFor(opened, { identity, name: flags.leaderElectionId });
+    const attempt = (elector as SqliteElector).tryAcquire();
+    if (!attempt.acquired) {
+      throw new Error(
+        `another controller (${attempt.holder || 'unknown'}) runs on ${describeStore(opened.spec)}; ` +
+          'stop it, or run every controller with --leader-elect',
+      );
+    }
+    return elector;
+  }
   if (!flags.leaderElect) return new AlwaysLeader(identity);
   const namespace =
     opened.spec.type === 'kube'

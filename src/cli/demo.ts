@@ -1,5 +1,5 @@
 // `metalbox demo`: the seed's five hosts provisioned end to end, on this machine, with no cluster.
-// Real: the embedded file store, two Matchbox servers (mTLS gRPC + HTTP), the Matchbox sync and
+// Real: the embedded SQLite store, two Matchbox servers (mTLS gRPC + HTTP), the Matchbox sync and
 // BareMetalHost controllers, the Redfish driver talking to sushy-tools. SIMULATED: the BMCs are
 // sushy-tools fake systems and each server is a SimulatedMachine that walks the real HTTP boot
 // chain when its emulated BMC powers it on, fetches its Talos config with the one-time token URL
@@ -25,12 +25,12 @@ import { redfishSystemView } from '../sim/bmc-view.ts';
 import { SimulatedMachine } from '../sim/machine.ts';
 import { fakeBaseConfigSecret } from '../sim/talos-base-config.ts';
 import { fetchConfig, talosEventReporter } from '../sim/talos-events.ts';
-import { FileStore } from '../stores/file.ts';
+import { SqliteStore } from '../stores/sqlite.ts';
 import { readManifests } from './manifest-files.ts';
 
 const USAGE = `Usage: metalbox demo [--timeout <seconds>] [--manifests <dir>] [--verbose]
 
-Provisions the seed's five hosts (manifests/) end to end on this machine: the embedded file store,
+Provisions the seed's five hosts (manifests/) end to end on this machine: the embedded SQLite store,
 a real Matchbox pair, the real controllers, and SIMULATED servers behind sushy-tools' emulated
 Redfish BMCs. Shows a live table, then tears everything down. Exit 0 when all five are provisioned.
 `;
@@ -252,8 +252,8 @@ export async function run(args: string[]): Promise<number> {
     // 3. The embedded store and the controller config.
     const dir = mkdtempSync(join(tmpdir(), 'metalbox-demo-'));
     cleanups.push({ what: 'temp dir', run: async () => rmSync(dir, { recursive: true, force: true }) });
-    const store = await FileStore.open(join(dir, 'store'), { fsync: false });
-    cleanups.push({ what: 'file store', run: () => store.close() });
+    const store = await SqliteStore.open(join(dir, 'store'), { durable: false });
+    cleanups.push({ what: 'embedded store', run: () => store.close() });
     const tls = {
       caFile: pair.pki.ca.certFile,
       certFile: pair.pki.client.certFile,
@@ -284,13 +284,13 @@ export async function run(args: string[]): Promise<number> {
     };
     const configFile = join(dir, 'controller.yaml');
     writeFileSync(configFile, stringify(config));
-    say(`  store: file store in ${join(dir, 'store')}; controller config: ${configFile}\n`);
+    say(`  store: embedded SQLite store in ${join(dir, 'store')}; controller config: ${configFile}\n`);
 
     // 4. Apply manifests/, pointed at the local emulator and Matchbox.
     const configUrl = `${pair.a.httpURL}/assets`;
     let applied = 0;
     for (const obj of objects) {
-      if (obj.kind === 'Namespace') continue; // the file store has no namespace objects
+      if (obj.kind === 'Namespace') continue; // the embedded store has no namespace objects
       if (obj.kind === 'MatchboxGroup') continue; // see below
       const copy = structuredClone(obj) as Resource & Record<string, unknown>;
       if (copy.kind === 'Secret') {

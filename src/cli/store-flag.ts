@@ -2,7 +2,7 @@
 // apply, get, describe, delete, watch): one parser, one opener, one elector choice.
 //
 //   --store kube[:<kubeconfig>]                   a kube-apiserver
-//   --store file:<dir>                            the embedded file store (one process per dir)
+//   --store file:<dir>                            the embedded store (SQLite in <dir>; several processes may share it)
 //   --store etcd://host:port[,host2:port…][/prefix]  etcd (standalone mode); prefix default /metalbox
 //
 // Stores without an apiserver get the CRD schemas as validation, and Secrets sealed at rest
@@ -14,6 +14,7 @@ import type { LeaderElector } from '../runtime/leader.ts';
 import type { ResourceStore } from '../runtime/store.ts';
 import { crdValidator } from '../stores/crd-validator.ts';
 import { Keyring, SecretStore } from '../stores/secrets.ts';
+import type { SqliteStore } from '../stores/sqlite.ts';
 
 export type StoreSpec =
   | { type: 'kube'; kubeconfig?: string }
@@ -130,6 +131,8 @@ export interface OpenedStore {
   spec: StoreSpec;
   /** etcd: the client, so an EtcdElector shares the store's connection. */
   etcdClient?: Etcd3;
+  /** file: the store itself, whose lease table a SqliteElector uses. */
+  sqlite?: SqliteStore;
   close(): Promise<void>;
 }
 
@@ -173,10 +176,10 @@ export async function openStore(
       return { store, spec, close: () => store.close() };
     }
     case 'file': {
-      const { FileStore } = await import('../stores/file.ts');
-      const inner = await FileStore.open(spec.dir, { validator: crdValidator });
+      const { SqliteStore } = await import('../stores/sqlite.ts');
+      const inner = await SqliteStore.open(spec.dir, { validator: crdValidator });
       const store = new SecretStore(inner, keyring ? { keyring } : {});
-      return { store, spec, close: () => store.close() };
+      return { store, spec, sqlite: inner, close: () => store.close() };
     }
     case 'etcd': {
       const { EtcdStore } = await import('../stores/etcd.ts');
@@ -230,7 +233,7 @@ export interface ElectorOptions {
 
 /**
  * The elector that fits the store: an etcd election on the store's own connection (same key
- * prefix), a Lease for kube, and a single leader for the file store (one process per directory).
+ * prefix), a Lease for kube, and a lease row in the embedded store's database for file:<dir>.
  */
 export async function electorFor(opened: OpenedStore, options: ElectorOptions): Promise<LeaderElector> {
   const name = options.name ?? 'metalbox-controller';
@@ -262,8 +265,13 @@ export async function electorFor(opened: OpenedStore, options: ElectorOptions): 
       });
     }
     case 'file': {
-      const { AlwaysLeader } = await import('../runtime/leader.ts');
-      return new AlwaysLeader(options.identity);
+      const { SqliteElector } = await import('../stores/sqlite-leader.ts');
+      return new SqliteElector({
+        store: opened.sqlite!,
+        name,
+        identity: options.identity,
+        ...(options.onChange ? { onChange: options.onChange } : {}),
+      });
     }
   }
 }

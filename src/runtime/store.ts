@@ -2,7 +2,7 @@ import type { FieldError } from './errors.ts';
 import type { ObjectRef, Resource, ResourceKind } from './resource.ts';
 
 /**
- * The one storage contract every backend (kube-apiserver, etcd, embedded file) implements, with
+ * The one storage contract every backend (kube-apiserver, etcd, embedded SQLite) implements, with
  * Kubernetes semantics; test/conformance/store-suite.ts pins them. Errors are the classes of
  * errors.ts. resourceVersions are opaque strings: compare only for equality, pass them back.
  */
@@ -59,7 +59,7 @@ export interface ResourceStore {
    */
   delete(kind: ResourceKind, ref: ObjectRef, options?: DeleteOptions): Promise<void>;
 
-  /** Ends every watch and releases the backend (flushes the file store's journal). */
+  /** Ends every watch and releases the backend (the embedded store first writes what is queued). */
   close(): Promise<void>;
 }
 

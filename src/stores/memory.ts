@@ -1,6 +1,6 @@
 /**
- * In-process ResourceStore with apiserver semantics and a global revision counter (like etcd).
- * Used as is for tests and as the core of the file store, which adds durability via `persist`.
+ * In-process ResourceStore with apiserver semantics and a global revision counter (like etcd), for
+ * tests that need a store but not a backend. Nothing is persisted.
  */
 import { Channel } from '../runtime/channel.ts';
 import { AlreadyExistsError, ConflictError, InvalidError, NotFoundError } from '../runtime/errors.ts';
@@ -44,16 +44,6 @@ export interface MemoryStoreOptions {
   now?: () => Date;
 }
 
-/** State to start from, e.g. replayed from disk. */
-export interface InitialState {
-  revision: number;
-  /** resourceKey → objects. */
-  resources: Map<string, Resource[]>;
-  /** Mutations after `compactedRevision`, oldest first; watches can resume from them. */
-  history: Mutation[];
-  compactedRevision: number;
-}
-
 export class MemoryStore implements ResourceStore {
   #objects = new Map<string, Map<string, Resource>>();
   #revision = 0;
@@ -62,22 +52,13 @@ export class MemoryStore implements ResourceStore {
   #now: () => Date;
   #closed = false;
 
-  constructor(options: MemoryStoreOptions = {}, initial?: InitialState) {
+  constructor(options: MemoryStoreOptions = {}) {
     this.#validator = options.validator;
     this.#now = options.now ?? (() => new Date());
-    if (initial) {
-      this.#revision = initial.revision;
-      for (const [resource, items] of initial.resources) {
-        const map = this.#bucket(resource);
-        for (const obj of items) map.set(objectKey(refOf(obj)), obj);
-      }
-    }
     this.#hub = new WatchHub({
       historyLimit: options.historyLimit ?? 10_000,
       bookmarkIntervalMs: options.bookmarkIntervalMs ?? 15_000,
       currentRevision: () => this.#revision,
-      compactedRevision: initial?.compactedRevision ?? 0,
-      history: initial?.history ?? [],
     });
   }
 
@@ -89,15 +70,6 @@ export class MemoryStore implements ResourceStore {
   /** Forgets watch history up to `revision` (default: now): watching from before it is Gone. */
   compact(revision: number = this.#revision): void {
     this.#hub.compact(revision);
-  }
-
-  /** Every stored object by resourceKey, for snapshots. */
-  exportState(): { revision: number; resources: Record<string, Resource[]> } {
-    const resources: Record<string, Resource[]> = {};
-    for (const [resource, map] of this.#objects) {
-      if (map.size > 0) resources[resource] = [...map.values()];
-    }
-    return { revision: this.#revision, resources };
   }
 
   async get<T extends Resource>(kind: ResourceKind, ref: ObjectRef): Promise<T> {
@@ -184,14 +156,6 @@ export class MemoryStore implements ResourceStore {
     this.#hub.closeAll();
   }
 
-  /** Throws when the store can no longer accept writes (the file store after a failed journal write). */
-  protected checkWritable(): void {}
-
-  /** Durability hook: resolves once the mutation is safe. In memory there is nothing to do. */
-  protected persist(_m: Mutation): Promise<void> {
-    return Promise.resolve();
-  }
-
   #forWrite(kind: ResourceKind, obj: Resource): Resource {
     this.#open();
     const ref = kind.namespaced ? refOf(obj) : { name: obj.metadata.name };
@@ -217,9 +181,8 @@ export class MemoryStore implements ResourceStore {
     return this.#commit(kind, prepared.remove ? 'DELETED' : 'MODIFIED', prepared.next);
   }
 
-  /** Assigns the next revision, stores, notifies watchers, then waits for durability. */
+  /** Assigns the next revision, stores and notifies watchers. */
   async #commit(kind: ResourceKind, type: Mutation['type'], obj: Resource): Promise<Resource> {
-    this.checkWritable();
     this.#revision += 1;
     obj.metadata.resourceVersion = String(this.#revision);
     const resource = resourceKey(kind);
@@ -229,7 +192,6 @@ export class MemoryStore implements ResourceStore {
     else bucket.set(key, obj);
     const m: Mutation = { revision: this.#revision, type, resource, object: obj };
     this.#hub.publish(m);
-    await this.persist(m);
     return structuredClone(obj);
   }
 

@@ -1,5 +1,5 @@
 /**
- * Watch fan-out for in-process stores: a bounded history of mutations (so a watch can resume from
+ * Watch fan-out for the in-memory store: a bounded history of mutations (so a watch can resume from
  * a revision), live delivery to subscribers, periodic bookmarks, and Gone below the compacted point.
  */
 import { Channel } from '../runtime/channel.ts';
@@ -7,7 +7,7 @@ import { GoneError } from '../runtime/errors.ts';
 import type { Resource } from '../runtime/resource.ts';
 import type { WatchEvent } from '../runtime/store.ts';
 
-/** One committed change; also the file store's journal line. */
+/** One committed change. */
 export interface Mutation {
   revision: number;
   type: 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -21,9 +21,6 @@ export interface WatchHubOptions {
   historyLimit: number;
   bookmarkIntervalMs: number;
   currentRevision: () => number;
-  /** Revisions at or below this are not in history (e.g. folded into a snapshot before a restart). */
-  compactedRevision?: number;
-  history?: Mutation[];
 }
 
 interface Watcher {
@@ -34,15 +31,13 @@ interface Watcher {
 }
 
 export class WatchHub {
-  #history: Mutation[];
-  #compacted: number;
+  #history: Mutation[] = [];
+  #compacted = 0;
   #watchers = new Set<Watcher>();
   #options: WatchHubOptions;
 
   constructor(options: WatchHubOptions) {
     this.#options = options;
-    this.#history = [...(options.history ?? [])];
-    this.#compacted = options.compactedRevision ?? 0;
   }
 
   get compactedRevision(): number {

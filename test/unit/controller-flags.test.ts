@@ -80,7 +80,6 @@ test('each bad value is reported with the flag it belongs to', () => {
     [['--concurrency=two'], /^--concurrency must be a whole number/],
     [['--concurrency=0'], /^--concurrency must be between 1 and 256/],
     [['--log-level=verbose'], /^--log-level must be one of trace, debug, info/],
-    [['--store=file:/tmp/x', '--leader-elect'], /^--leader-elect needs --store kube/],
     [['--store=file:/tmp/x', '--kubeconfig=/k'], /^--kubeconfig applies only to --store kube/],
     [['--store=etcd://e:2379', '--kubeconfig=/k'], /^--kubeconfig applies only to --store kube/],
     [['--store=kube:/a', '--kubeconfig=/k'], /^--kubeconfig and --store kube:<kubeconfig> both name/],

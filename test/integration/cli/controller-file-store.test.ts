@@ -1,6 +1,7 @@
 // `metalbox controller --store file:<dir>` as a real process: it serves its ops endpoints, leads
-// on its own, stops cleanly on SIGTERM with exit 0, refuses a second process on the same directory,
-// and rejects bad flags with exit 2 naming the flag.
+// through the store's lease, stops cleanly on SIGTERM with exit 0; beside it the CLI applies and
+// reads the same directory, a second controller without --leader-elect is refused, one with it
+// waits as a standby and takes over; bad flags exit 2 naming the flag.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -18,7 +19,7 @@ after(() => scratch.remove());
 
 const cli = (...args: string[]) => ['scripts/node', 'src/cli/main.ts', 'controller', ...args];
 
-test('on the file store it serves /healthz /readyz /metrics, leads alone, and exits 0 on SIGTERM', async () => {
+test('on the file store it serves /healthz /readyz /metrics, shares the directory, and exits 0 on SIGTERM', async () => {
   const port = await freePort();
   const dir = join(scratch.dir, 'state');
   const proc = startProcess({
@@ -41,23 +42,61 @@ test('on the file store it serves /healthz /readyz /metrics, leads alone, and ex
     assert.match(metrics, /^metalbox_leader 1$/m);
     assert.match(metrics, /^process_cpu_seconds_total /m, 'process metrics are exported too');
 
-    // A second controller on the same directory would diverge from the first: it must refuse.
+    // The CLI works on the directory while the controller runs (other processes' writes show up).
+    const metalbox = (...args: string[]) =>
+      promisify(execFile)('bash', ['scripts/node', 'src/cli/main.ts', ...args, '--store', `file:${dir}`], {
+        cwd: repo,
+        timeout: 30_000,
+      });
+    const applied = await metalbox('apply', '-f', join(repo, 'manifests/matchboxprofiles.yaml'));
+    assert.match(applied.stdout, /^matchboxprofile\.metalbox\.io\/\S+ created$/m);
+    assert.doesNotMatch(applied.stderr, /ExperimentalWarning/, 'no SQLite warning on the CLI');
+    const listed = await metalbox('get', 'mbp', '-n', 'metalbox-system');
+    assert.match(listed.stdout, /^NAME\s/);
+
+    // A second controller without --leader-elect would reconcile beside the first: it must refuse.
     const second = await promisify(execFile)(
       'bash',
       cli('--store', `file:${dir}`, '--metrics-addr', '127.0.0.1:0'),
-      {
-        cwd: repo,
-        timeout: 30_000,
-      },
+      { cwd: repo, timeout: 30_000 },
     ).then(
       () => ({ code: 0, stdout: '' }),
       (e: { code: number; stdout: string }) => e,
     );
     assert.equal(second.code, 1);
-    assert.match(second.stdout, /cannot open the store/);
+    assert.match(second.stdout, /another controller \(\S+\) runs on file:/);
 
-    await proc.stop(15_000);
-    assert.equal(await proc.exited, 0, proc.tail());
+    // With --leader-elect it waits as a standby, and leads once the first stops.
+    const standbyPort = await freePort();
+    const standby = startProcess({
+      name: 'controller-file-standby',
+      command: 'bash',
+      args: cli('--store', `file:${dir}`, '--leader-elect', '--metrics-addr', `127.0.0.1:${standbyPort}`),
+      logDir: scratch.dir,
+      cwd: repo,
+    });
+    try {
+      const leader = async () =>
+        (
+          await (await fetch(`http://127.0.0.1:${standbyPort}/metrics`).catch(() => undefined))?.text()
+        )?.match(/^metalbox_leader (\d)$/m)?.[1];
+      await waitFor(async () => (await leader()) === '0', {
+        what: 'the standby to serve metalbox_leader 0',
+        timeoutMs: 30_000,
+        context: () => standby.tail(),
+      });
+      await proc.stop(15_000);
+      assert.equal(await proc.exited, 0, proc.tail());
+      await waitFor(async () => (await leader()) === '1', {
+        what: 'the standby to take over',
+        timeoutMs: 20_000,
+        context: () => standby.tail(),
+      });
+      await standby.stop(15_000);
+      assert.equal(await standby.exited, 0, standby.tail());
+    } finally {
+      await standby.kill();
+    }
   } finally {
     await proc.kill();
   }
@@ -66,7 +105,7 @@ test('on the file store it serves /healthz /readyz /metrics, leads alone, and ex
 test('bad flags exit 2 with the flag named, before anything starts', async () => {
   const result = await promisify(execFile)(
     'bash',
-    cli('--store', 'file:/tmp/x', '--leader-elect', '--concurrency=0'),
+    cli('--store', 'file:/tmp/x', '--kubeconfig', '/k', '--concurrency=0'),
     {
       cwd: repo,
       timeout: 30_000,
@@ -76,7 +115,7 @@ test('bad flags exit 2 with the flag named, before anything starts', async () =>
     (e: { code: number; stderr: string }) => e,
   );
   assert.equal(result.code, 2);
-  assert.match(result.stderr, /--leader-elect needs --store kube/);
+  assert.match(result.stderr, /--kubeconfig applies only to --store kube/);
   assert.match(result.stderr, /--concurrency must be between 1 and 256/);
   assert.match(result.stderr, /Usage: metalbox controller/);
 });

@@ -1,6 +1,6 @@
 // The operator CLI without kubectl: the seed manifests applied, listed, described and deleted with
-// `metalbox apply/get/describe/delete/watch`, on etcd and on the file store, with the apiserver's
-// validation errors for the bad-manifest table. Commands run in-process (their main(args, io)),
+// `metalbox apply/get/describe/delete/watch`, on etcd and on the embedded SQLite store, with the
+// apiserver's validation errors for the bad-manifest table. Commands run in-process (their main(args, io)),
 // and once as a real `bin/metalbox` process.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -24,7 +24,7 @@ import { EventKind } from '../../../src/runtime/events.ts';
 import type { Resource, ResourceKind } from '../../../src/runtime/resource.ts';
 import type { ResourceStore } from '../../../src/runtime/store.ts';
 import { EtcdStore } from '../../../src/stores/etcd.ts';
-import { FileStore } from '../../../src/stores/file.ts';
+import { SqliteStore } from '../../../src/stores/sqlite.ts';
 import { type EtcdPeer, startEtcd } from '../../env/etcd.ts';
 import { badManifests, NAMESPACE } from '../../fixtures/bad-manifests.ts';
 import { capturingIo } from '../../fixtures/capturing-io.ts';
@@ -65,9 +65,8 @@ async function cli(command: Command, args: string[], flags: string[], signal?: A
 interface Backend {
   name: string;
   flags: () => string[];
-  /** Direct access to the same store between commands (the file store allows one process at a time). */
+  /** Direct access to the same store, beside the commands (both stores take several clients at once). */
   withStore: <T>(fn: (store: ResourceStore) => Promise<T>) => Promise<T>;
-  concurrentWrites: boolean;
 }
 
 const etcdPrefix = `/cli-${randomBytes(3).toString('hex')}`;
@@ -84,20 +83,18 @@ const backends: Backend[] = [
         await store.close();
       }
     },
-    concurrentWrites: true,
   },
   {
-    name: 'file store',
+    name: 'embedded store',
     flags: () => ['--store', `file:${fileDir}`, '--encryption-key-file', keyFile],
     withStore: async (fn) => {
-      const store = await FileStore.open(fileDir);
+      const store = await SqliteStore.open(fileDir);
       try {
         return await fn(store);
       } finally {
         await store.close();
       }
     },
-    concurrentWrites: false,
   },
 ];
 
@@ -350,16 +347,12 @@ spec: ${JSON.stringify({ kernel: '/assets/vmlinuz', initrd: ['/assets/initramfs.
           const h = await store.get(BMH, { namespace: NAMESPACE, name: 'worker-01' });
           await store.update(BMH, { ...h, metadata: { ...h.metadata, finalizers: [] } });
         });
-      if (backend.concurrentWrites) {
-        const waiting = cli(del, ['bmh', 'worker-01', ...ns, '--wait', '--timeout', '20s'], backend.flags());
-        await new Promise((r) => setTimeout(r, 700));
-        await release();
-        const done = await waiting;
-        assert.equal(done.code, 0, done.err);
-        assert.equal(done.out, 'baremetalhost.metalbox.io "worker-01" deleted\n');
-      } else {
-        await release();
-      }
+      const waiting = cli(del, ['bmh', 'worker-01', ...ns, '--wait', '--timeout', '20s'], backend.flags());
+      await new Promise((r) => setTimeout(r, 700));
+      await release();
+      const done = await waiting;
+      assert.equal(done.code, 0, done.err);
+      assert.equal(done.out, 'baremetalhost.metalbox.io "worker-01" deleted\n');
       assert.equal((await cli(get, ['bmh', 'worker-01', ...ns], backend.flags())).code, 1);
       const byFile = await cli(del, ['-f', join(MANIFESTS, 'matchboxprofiles.yaml')], backend.flags());
       assert.equal(byFile.code, 0, byFile.err);
@@ -374,13 +367,11 @@ spec: ${JSON.stringify({ kernel: '/assets/vmlinuz', initrd: ['/assets/initramfs.
       const ac = new AbortController();
       const running = cli(watch, ['bmh', ...ns, '-o', 'json'], backend.flags(), ac.signal);
       await new Promise((r) => setTimeout(r, 1500));
-      if (backend.concurrentWrites) {
-        await backend.withStore(async (store) => {
-          const h = await store.get(BMH, { namespace: NAMESPACE, name: 'cp-03' });
-          await store.update(BMH, { ...h, spec: { ...(h.spec as object), online: false } });
-        });
-        await new Promise((r) => setTimeout(r, 1000));
-      }
+      await backend.withStore(async (store) => {
+        const h = await store.get(BMH, { namespace: NAMESPACE, name: 'cp-03' });
+        await store.update(BMH, { ...h, spec: { ...(h.spec as object), online: false } });
+      });
+      await new Promise((r) => setTimeout(r, 1000));
       ac.abort();
       const res = await running;
       assert.equal(res.code, 0, res.err);
@@ -395,12 +386,10 @@ spec: ${JSON.stringify({ kernel: '/assets/vmlinuz', initrd: ['/assets/initramfs.
           .sort(),
         ['cp-01', 'cp-02', 'cp-03'],
       );
-      if (backend.concurrentWrites) {
-        const modified = events.find((e) => e.type === 'MODIFIED');
-        assert.ok(modified, 'a MODIFIED event');
-        assert.equal(modified.object.metadata.name, 'cp-03');
-        assert.equal((modified.object.spec as { online: boolean }).online, false);
-      }
+      const modified = events.find((e) => e.type === 'MODIFIED');
+      assert.ok(modified, 'a MODIFIED event');
+      assert.equal(modified.object.metadata.name, 'cp-03');
+      assert.equal((modified.object.spec as { online: boolean }).online, false);
     });
   });
 }

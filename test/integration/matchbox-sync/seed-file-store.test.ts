@@ -1,4 +1,4 @@
-// The same seed-fleet sync with the embedded file store instead of a kube-apiserver.
+// The same seed-fleet sync with the embedded SQLite store (--store file:) instead of a kube-apiserver.
 import { seedSuite } from './seed-suite.ts';
 import { startFileBackend } from './world.ts';
 

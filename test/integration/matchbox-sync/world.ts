@@ -1,4 +1,4 @@
-// A running Matchbox sync for integration tests: a real store (kube-apiserver or the file store),
+// A running Matchbox sync for integration tests: a real store (kube-apiserver or the embedded SQLite store),
 // the real Matchbox pair, and the profile/group controllers in a runtime Manager in this process.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -26,8 +26,8 @@ import type { Logger } from '../../../src/runtime/logger.ts';
 import { Manager } from '../../../src/runtime/manager.ts';
 import type { Resource, ResourceKind } from '../../../src/runtime/resource.ts';
 import type { ResourceStore } from '../../../src/runtime/store.ts';
-import { FileStore } from '../../../src/stores/file.ts';
 import { KubeStore } from '../../../src/stores/kube.ts';
+import { SqliteStore } from '../../../src/stores/sqlite.ts';
 import { type CrdLike, type KubeApiserverPeer, startKubeApiserver } from '../../env/kube.ts';
 import type { MatchboxPeer, startMatchboxPair } from '../../env/matchbox.ts';
 import { scratchDir } from '../../env/peers.ts';
@@ -57,7 +57,7 @@ export function recordingLogger(): Logger & { entries: LogEntry[]; text(): strin
   };
 }
 
-/** A backing store for the world: a real kube-apiserver, or the embedded file store. */
+/** A backing store for the world: a real kube-apiserver, or the embedded SQLite store. */
 export interface StoreBackend {
   store: ResourceStore;
   kind: 'kube' | 'file';
@@ -92,7 +92,7 @@ export async function startKubeBackend(): Promise<StoreBackend & { kube: KubeApi
 
 export async function startFileBackend(): Promise<StoreBackend> {
   const dir = scratchDir('matchbox-sync-store');
-  const store = await FileStore.open(dir.dir, { fsync: false });
+  const store = await SqliteStore.open(dir.dir, { durable: false });
   return {
     store,
     kind: 'file',
