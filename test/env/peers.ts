@@ -25,6 +25,9 @@ export interface PeerBinaries {
   labTools: LabTools;
   crane: string;
   craneVersion: string;
+  /** test/tools/kstatus-check: kstatus (cli-utils) and the Argo CD Lua health checks. */
+  kstatusCheck: string;
+  kstatusCheckVersion: string;
 }
 
 export interface LabImages {
