@@ -35,6 +35,13 @@ test('ipmitool failures are classified from their real messages', () => {
     ),
     'cipher',
   );
+  // virtualbmc (pyghmi) offers only cipher suite 3 and answers a suite-17 request with its own algorithm.
+  assert.equal(
+    classifyFailure(
+      'Authentication algorithm 0x01 is not what we requested 0x03\nError: Unable to establish IPMI v2 / RMCP+ session\n',
+    ),
+    'cipher',
+  );
   assert.equal(
     classifyFailure(
       'Get Auth Capabilities error\nError issuing Get Channel Authentication Capabilities request\nError: Unable to establish IPMI v2 / RMCP+ session\n',

@@ -55,7 +55,7 @@ export function classifyFailure(output: string): IpmitoolFailure {
   }
   if (/insufficient privilege|privilege level|requested privilege/.test(text)) return 'privilege';
   if (
-    /invalid (authentication|integrity|confidentiality) algorithm|no matching cipher suite|cipher suite[^\n]*(not supported|unavailable|invalid)|unsupported cipher|invalid cipher/.test(
+    /invalid (authentication|integrity|confidentiality) algorithm|(authentication|integrity|confidentiality) algorithm 0x[0-9a-f]+ is not what we requested|no matching cipher suite|cipher suite[^\n]*(not supported|unavailable|invalid)|unsupported cipher|invalid cipher/.test(
       text,
     )
   ) {
