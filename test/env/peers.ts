@@ -28,6 +28,14 @@ export interface PeerBinaries {
   /** test/tools/kstatus-check: kstatus (cli-utils) and the Argo CD Lua health checks. */
   kstatusCheck: string;
   kstatusCheckVersion: string;
+  /** kubelet, kube-controller-manager, kube-scheduler and kube-proxy (the test cluster's node). */
+  kubeNodeDir: string;
+  /** The locally built pause image (docker-archive) and the name containerd knows it by. */
+  pauseImage: string;
+  pauseImageName: string;
+  containerd: string;
+  runc: string;
+  cniBinDir: string;
 }
 
 export interface LabImages {

@@ -3,34 +3,17 @@
 // controller-manager runs, so the Deployment's pods are never created: this checks the install only.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { accessSync, constants, readFileSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type KubeApiserverPeer, startKubeApiserver } from '../../env/kube.ts';
+import { findKubectl } from '../../env/kubectl.ts';
 import { DEPLOY_DIR, loadDeployManifests } from '../../fixtures/deploy-manifests.ts';
 
 const run = promisify(execFile);
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
-
-function findKubectl(): string | undefined {
-  const candidates = [
-    process.env.KUBECTL,
-    '/usr/bin/kubectl',
-    ...(process.env.PATH ?? '').split(delimiter).map((d) => join(d, 'kubectl')),
-  ];
-  for (const c of candidates) {
-    if (!c) continue;
-    try {
-      accessSync(c, constants.X_OK);
-      return c;
-    } catch {
-      // next
-    }
-  }
-  return undefined;
-}
 
 const kubectlPath = findKubectl();
 // In CI a missing kubectl is a broken machine image: fail, never skip.
