@@ -1,5 +1,5 @@
 // `metalbox apply -f <file|dir|->`: creates or updates every object of the manifests in a store
-// without kubectl (etcd or the file store; kube works too). metalbox.io objects are validated and
+// without kubectl (etcd or the embedded store; kube works too). metalbox.io objects are validated and
 // defaulted exactly as the apiserver does with the CRDs; Secrets' stringData is folded into data
 // and sealed at rest by the store. Existing objects are updated as kubectl apply updates custom
 // resources: a JSON merge patch that sets what the manifest says and removes what the previous

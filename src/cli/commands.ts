@@ -11,12 +11,12 @@ export const subcommands: Subcommand[] = [
   {
     name: 'controller',
     summary:
-      'run the controllers against a kube-apiserver or the embedded file store (leader election, /metrics)',
+      'run the controllers against a kube-apiserver, etcd or the embedded store (leader election, /metrics)',
     load: () => import('./controller.ts'),
   },
   {
     name: 'apply',
-    summary: 'create or update objects from manifests in an etcd or file store (no kubectl needed)',
+    summary: 'create or update objects from manifests in etcd or the embedded store (no kubectl needed)',
     load: () => import('./apply.ts'),
   },
   {

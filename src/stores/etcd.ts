@@ -4,7 +4,7 @@
  * core group, no namespace segment for cluster-scoped kinds); an object's resourceVersion is its
  * key's mod revision, so every write is a transaction comparing it, and a list's resourceVersion is
  * the revision it was read at. The Kubernetes object rules (generation, status, finalizers) are
- * object-rules.ts, shared with the file store.
+ * object-rules.ts, shared with the embedded SQLite store.
  */
 import type { Etcd3, IKeyValue, IRangeResponse, ITxnResponse, IWatchResponse, Watcher } from 'etcd3';
 import { Channel } from '../runtime/channel.ts';

@@ -143,7 +143,7 @@ export class Keyring {
 }
 
 export interface SecretStoreOptions {
-  /** Without a keyring Secrets are stored as given (the file store in development)... */
+  /** Without a keyring Secrets are stored as given (the embedded store in development)... */
   keyring?: Keyring;
   /** ...unless this is set (etcd): then writing or reading a Secret fails and nothing is stored. */
   requireEncryption?: boolean;
