@@ -12,6 +12,8 @@ export type RedfishVendor = 'generic' | 'idrac' | 'ilo5';
 export interface RedfishAddress {
   protocol: 'redfish';
   vendor: RedfishVendor;
+  /** The scheme as written, lower-case (e.g. idrac-redfish+http), so hints can be pasted back. */
+  scheme: string;
   /** The address as written (userinfo removed), for messages. */
   display: string;
   /** http(s)://host:port, no trailing slash. */
@@ -106,10 +108,11 @@ export function parseBmcAddress(raw: string, field = 'bmc.address'): BmcAddress 
   if (url.hostname === '') fail('has no host');
   if (url.search || url.hash) fail('must not have a query or fragment');
 
+  const authority = schemeMatch ? input.slice(schemeMatch[0].length) : input;
+  // URL takes "host:" as "no port" and would dial the default; a colon with nothing after it is a typo.
+  if (/^(?:\[[^\]]*\]|[^/:[]*):(?:\/|$)/.test(authority)) fail('has an empty port after ":"');
   // URL drops the port when it equals http's default (80); recover what was written.
-  const explicitPort = /^(?:\[[^\]]*\]|[^/:]*):(\d+)/.exec(
-    schemeMatch ? input.slice(schemeMatch[0].length) : input,
-  );
+  const explicitPort = /^(?:\[[^\]]*\]|[^/:]*):(\d+)/.exec(authority);
   const port = explicitPort ? Number(explicitPort[1]) : info_.defaultPort;
   if (!Number.isInteger(port) || port < 1 || port > 65535) fail(`port ${explicitPort?.[1]} is out of range`);
 
@@ -138,6 +141,7 @@ export function parseBmcAddress(raw: string, field = 'bmc.address'): BmcAddress 
   return {
     protocol: 'redfish',
     vendor: info_.vendor ?? 'generic',
+    scheme,
     display,
     baseUrl: `${tls ? 'https' : 'http'}://${bracketed}:${port}`,
     tls,

@@ -12,6 +12,12 @@ export interface PowerOffOptions {
   graceful?: boolean;
   /** How long a graceful shutdown may take before power is forced off (default 120 s). */
   timeoutMs?: number;
+  /**
+   * graceful only: when the BMC offers no graceful reset type at all, true forces power off at once
+   * (and says so through onNotice, code GracefulUnavailable); false (default) refuses with
+   * BmcUnsupportedError before anything is sent. A graceful request never silently becomes a forced one.
+   */
+  allowForced?: boolean;
 }
 
 export interface RebootOptions {
@@ -19,13 +25,63 @@ export interface RebootOptions {
   mode?: 'soft' | 'hard';
   /** soft only: how long the OS may take to go down before the reset is forced (default 120 s). */
   timeoutMs?: number;
+  /** soft only: as PowerOffOptions.allowForced, for a BMC with neither graceful restart nor shutdown. */
+  allowForced?: boolean;
 }
 
 export interface BootOnceOptions {
   device: BootDevice;
-  /** Boot mode for that one boot; default UEFI. */
+  /**
+   * Boot mode for the boot, only when the caller asks for one. Absent: the BMC's boot mode is left as
+   * it is (never changed behind the operator's back; on iDRAC a change is a BIOS job).
+   */
   mode?: BootMode;
 }
+
+export interface BootOverrideOptions extends BootOnceOptions {
+  /** Once: the next boot only; Continuous: every boot until changed (e.g. disk after an install). */
+  enabled: 'Once' | 'Continuous';
+}
+
+/** The boot source override as the BMC reports it after a change (read back, not assumed). */
+export interface BootOverride {
+  /** BootSourceOverrideEnabled as read back; 'unknown' when the BMC cannot report it. */
+  enabled: 'Once' | 'Continuous' | 'Disabled' | 'unknown';
+  /** pxe or disk when the target is one of those. */
+  device?: BootDevice;
+  /** The BMC's own target name (Redfish: Pxe, Hdd, None, ...). */
+  target?: string;
+  mode?: BootMode;
+}
+
+export interface BootOnceResult {
+  /** What was asked. */
+  requested: { device: BootDevice; enabled: 'Once' | 'Continuous'; mode?: BootMode };
+  /** What the BMC really holds afterwards (Redfish: a GET after the PATCH). */
+  readBack: BootOverride;
+  /**
+   * A Once request the BMC keeps for every boot (reads back Continuous, as sushy's libvirt driver and
+   * some real BMCs do): after the boot the caller must point the override at disk or clear it.
+   */
+  persistent: boolean;
+  /** The read-back target is the one asked for and the override is enabled. */
+  honoured: boolean;
+}
+
+/** Something an operator should see once (CLI line, Event, condition message); never a secret. */
+export interface BmcNotice {
+  code:
+    | 'BasicAuthFallback'
+    | 'GracefulUnavailable'
+    | 'GracefulTimedOut'
+    | 'BootOverridePersistent'
+    | 'BootOverrideNotHonoured'
+    | 'BootModeUnavailable'
+    | 'VendorDetected';
+  message: string;
+}
+
+export type BmcNoticeSink = (notice: BmcNotice) => void;
 
 export interface NicInventory {
   name?: string;
@@ -68,8 +124,14 @@ export interface BmcDriver {
   powerOff(options?: PowerOffOptions): Promise<void>;
   /** A powered-off host is powered on instead. */
   reboot(options?: RebootOptions): Promise<void>;
-  /** The next boot (only) goes to the given device. */
-  setBootOnce(options: BootOnceOptions): Promise<void>;
+  /** The next boot (only) goes to the given device; the result says what the BMC really did. */
+  setBootOnce(options: BootOnceOptions): Promise<BootOnceResult>;
+  /** Sets the override Once or Continuous (e.g. disk, Continuous, after an install). */
+  setBootOverride(options: BootOverrideOptions): Promise<BootOnceResult>;
+  /** Reads the boot source override. */
+  bootOverride(): Promise<BootOverride>;
+  /** Disables the boot source override (the firmware's boot order applies); returns the read-back. */
+  clearBootOverride(): Promise<BootOverride>;
   inventory(): Promise<Inventory>;
   /** Resolves if the BMC accepts the credentials; rejects with BmcAuthError otherwise. */
   validateCredentials(): Promise<void>;

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { type BmcAddress, parseBmcAddress } from './address.ts';
 import type { CredentialProvider } from './credentials.ts';
-import type { BmcDriver } from './driver.ts';
+import type { BmcDriver, BmcNoticeSink } from './driver.ts';
 import { type CipherCache, IpmiDriver, type IpmiDriverOptions } from './ipmi/driver.ts';
 import { BmcProtection, type ProtectionOptions } from './protection.ts';
 import { RedfishDriver, type RedfishDriverOptions } from './redfish/driver.ts';
@@ -18,9 +18,16 @@ export interface BmcTarget {
   disableCertificateVerification?: boolean;
   /** Redfish over HTTPS: PEM CA bundle that signed the BMC's certificate. */
   caBundle?: string;
+  /** Where the address was written, for error hints (default bmc.address; the CLI: --address). */
+  addressField?: string;
+  /** Things the operator should see once (Basic fallback, a forced graceful request, a Once kept Continuous). */
+  onNotice?: BmcNoticeSink;
 }
 
-type RedfishTuning = Omit<RedfishDriverOptions, 'address' | 'credentials' | 'tls' | 'logger'>;
+type RedfishTuning = Omit<
+  RedfishDriverOptions,
+  'address' | 'credentials' | 'tls' | 'logger' | 'onNotice' | 'addressField'
+>;
 type IpmiTuning = Omit<IpmiDriverOptions, 'address' | 'credentials' | 'cipherCache' | 'logger'>;
 
 export interface BmcFactoryOptions {
@@ -78,6 +85,15 @@ class ProtectedDriver implements BmcDriver {
   setBootOnce(...args: Parameters<BmcDriver['setBootOnce']>) {
     return this.run('setBootOnce', () => this.inner.setBootOnce(...args));
   }
+  setBootOverride(...args: Parameters<BmcDriver['setBootOverride']>) {
+    return this.run('setBootOverride', () => this.inner.setBootOverride(...args));
+  }
+  bootOverride() {
+    return this.run('bootOverride', () => this.inner.bootOverride());
+  }
+  clearBootOverride() {
+    return this.run('clearBootOverride', () => this.inner.clearBootOverride());
+  }
   inventory() {
     return this.run('inventory', () => this.inner.inventory());
   }
@@ -110,7 +126,7 @@ export function createBmcFactory(options: BmcFactoryOptions = {}): BmcFactory {
       await Promise.allSettled(drivers.map((d) => d.close()));
     },
     create(target) {
-      const address = parseBmcAddress(target.address);
+      const address = parseBmcAddress(target.address, target.addressField);
       let inner: BmcDriver;
       if (address.protocol === 'redfish') {
         inner = new RedfishDriver({
@@ -122,6 +138,8 @@ export function createBmcFactory(options: BmcFactoryOptions = {}): BmcFactory {
             disableCertificateVerification: target.disableCertificateVerification === true,
           },
           ...(options.logger ? { logger: options.logger } : {}),
+          ...(target.addressField ? { addressField: target.addressField } : {}),
+          ...(target.onNotice ? { onNotice: target.onNotice } : {}),
         });
       } else {
         inner = new IpmiDriver({

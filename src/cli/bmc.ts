@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { displayAddress, parseBmcAddress } from '../bmc/address.ts';
 import { staticCredentials } from '../bmc/credentials.ts';
-import type { Inventory } from '../bmc/driver.ts';
+import type { BmcNotice, BootOnceResult, Inventory } from '../bmc/driver.ts';
 import { BmcAddressError, isBmcError } from '../bmc/errors.ts';
 import { createBmcFactory } from '../bmc/factory.ts';
 
@@ -20,7 +20,8 @@ Commands:
   power-on       power on (nothing to do when already on)
   power-off      power off; with --graceful the OS is asked first and power forced after --timeout
   reboot         restart: --mode hard (default) resets at once, --mode soft asks the OS first
-  boot-once      make the next boot (only) go to --device pxe|disk, in --boot-mode UEFI (default) or legacy
+  boot-once      make the next boot (only) go to --device pxe|disk; the boot mode is left as it is
+                 unless --boot-mode UEFI|legacy asks; prints what the BMC reads back
   inventory      print what the BMC reports: vendor, model, serial, UUID, CPU, memory, NICs, disks
 
 Flags:
@@ -31,10 +32,12 @@ Flags:
   --insecure       Redfish over HTTPS: do not verify the BMC's certificate
   --ca-file        Redfish over HTTPS: PEM CA bundle that signed the BMC's certificate
   --graceful       power-off: shut the OS down first
+  --force          power-off --graceful / reboot --mode soft: when the BMC offers no graceful reset,
+                   force it (without --force that is refused)
   --timeout        power-off --graceful / reboot --mode soft: seconds before power is forced (default 120)
   --mode           reboot: soft | hard
   --device         boot-once: pxe | disk
-  --boot-mode      boot-once: UEFI | legacy
+  --boot-mode      boot-once: UEFI | legacy (default: leave the BMC's boot mode unchanged)
   -o, --output     text (default) | json
 
 Exit codes: 0 done, 1 the BMC operation failed, 2 the command line is wrong.
@@ -62,6 +65,7 @@ const flagSchema = z
     insecure: z.boolean().optional(),
     'ca-file': z.string().min(1).optional(),
     graceful: z.boolean().optional(),
+    force: z.boolean().optional(),
     timeout: z
       .string()
       .regex(/^\d+$/, { error: 'must be a whole number of seconds' })
@@ -116,6 +120,15 @@ function describeInventory(inv: Inventory): string {
   return `${lines.join('\n')}\n`;
 }
 
+function describeBootOnce(r: BootOnceResult, address: string): string {
+  const back = r.readBack;
+  if (back.enabled === 'unknown')
+    return `boot-once: accepted by ${address} (it does not report the override back)\n`;
+  const read = `${back.enabled}${back.target ? ` ${back.target}` : ''}${back.mode ? ` (${back.mode})` : ''}`;
+  const verdict = !r.honoured ? 'NOT as asked' : r.persistent ? 'kept for every boot, not once' : 'as asked';
+  return `boot-once: accepted by ${address}; the BMC reads back ${read}: ${verdict}\n`;
+}
+
 export async function run(args: string[], io: CliIo = processIo): Promise<number> {
   let flags: Flags;
   let password: string;
@@ -133,6 +146,7 @@ export async function run(args: string[], io: CliIo = processIo): Promise<number
           insecure: { type: 'boolean' },
           'ca-file': { type: 'string' },
           graceful: { type: 'boolean' },
+          force: { type: 'boolean' },
           timeout: { type: 'string' },
           mode: { type: 'string' },
           device: { type: 'string' },
@@ -186,14 +200,22 @@ export async function run(args: string[], io: CliIo = processIo): Promise<number
   const command: Command = flags.command;
   let driver: ReturnType<ReturnType<typeof createBmcFactory>['create']> | undefined;
   try {
+    const notices: BmcNotice[] = [];
     driver = createBmcFactory().create({
       address: flags.address,
+      addressField: '--address',
+      // Said once, as it happens, on stderr (stdout stays the command's answer).
+      onNotice: (notice) => {
+        notices.push(notice);
+        if (!json) io.stderr.write(`metalbox bmc ${command}: warning: ${notice.message}\n`);
+      },
       credentials: staticCredentials(flags.username, password),
       ...(flags.insecure ? { disableCertificateVerification: true } : {}),
       ...(ca ? { caBundle: ca } : {}),
     });
     const timeoutMs = flags.timeout !== undefined ? flags.timeout * 1000 : undefined;
     const out: Record<string, unknown> = { address: driver.address, command };
+    const allowForced = flags.force === true;
     switch (command) {
       case 'power-status':
         out.powerState = await driver.powerState();
@@ -202,19 +224,28 @@ export async function run(args: string[], io: CliIo = processIo): Promise<number
         await driver.powerOn();
         break;
       case 'power-off':
-        await driver.powerOff({ graceful: flags.graceful === true, ...(timeoutMs ? { timeoutMs } : {}) });
+        await driver.powerOff({
+          graceful: flags.graceful === true,
+          allowForced,
+          ...(timeoutMs ? { timeoutMs } : {}),
+        });
         break;
       case 'reboot':
-        await driver.reboot({ mode: flags.mode ?? 'hard', ...(timeoutMs ? { timeoutMs } : {}) });
+        await driver.reboot({ mode: flags.mode ?? 'hard', allowForced, ...(timeoutMs ? { timeoutMs } : {}) });
         break;
       case 'boot-once':
-        await driver.setBootOnce({ device: flags.device!, mode: flags['boot-mode'] ?? 'UEFI' });
+        out.bootOnce = await driver.setBootOnce({
+          device: flags.device!,
+          ...(flags['boot-mode'] ? { mode: flags['boot-mode'] } : {}),
+        });
         break;
       case 'inventory':
         out.inventory = await driver.inventory();
         break;
     }
-    if (json) io.stdout.write(`${JSON.stringify({ ...out, result: 'ok' }, null, 2)}\n`);
+    if (json) io.stdout.write(`${JSON.stringify({ ...out, notices, result: 'ok' }, null, 2)}\n`);
+    else if (command === 'boot-once')
+      io.stdout.write(describeBootOnce(out.bootOnce as BootOnceResult, driver.address));
     else if (command === 'power-status') io.stdout.write(`${out.powerState}\n`);
     else if (command === 'inventory') io.stdout.write(describeInventory(out.inventory as Inventory));
     else io.stdout.write(`${command}: accepted by ${driver.address}\n`);

@@ -196,13 +196,15 @@ export const bareMetalHostSpec = withRules(
     bmc,
     bootMode: z
       .enum(['UEFI', 'legacy'])
-      .default('UEFI')
-      .describe('Firmware boot mode used for one-time boot overrides.'),
+      .optional()
+      .describe(
+        'Firmware boot mode to set with boot overrides. Absent: the BMC boot mode is left as it is (metalbox never changes it unasked; on iDRAC a change is a BIOS job).',
+      ),
     bootFromDiskMethod: z
       .enum(BOOT_FROM_DISK_METHODS)
       .optional()
       .describe(
-        'How an installed host that network-boots is sent to its disk (docs/boot-from-disk.md). bmc: after the install the BMC boot device is set to the disk (persistent) and a network boot still gets ipxe-exit; ipxe-exit: iPXE exit (falls through on BIOS; OVMF stops in its menu); ipxe-exit-error: iPXE exit 1; ipxe-sanboot: sanboot the first BIOS disk; http-404: no Matchbox answer at all. Default: ipxe-exit for legacy, bmc for UEFI.',
+        'How an installed host that network-boots is sent to its disk (docs/boot-from-disk.md). bmc: after the install the BMC boot device is set to the disk (persistent) and a network boot still gets ipxe-exit; ipxe-exit: iPXE exit (falls through on BIOS; OVMF stops in its menu); ipxe-exit-error: iPXE exit 1; ipxe-sanboot: sanboot the first BIOS disk; http-404: no Matchbox answer at all. Default: ipxe-exit for bootMode legacy, bmc otherwise.',
       ),
     role: z.enum(['controlplane', 'worker']),
     profileRef: localObjectReference('MatchboxProfile')

@@ -128,3 +128,27 @@ test('an address error names the field it came from', () => {
     /spec\.bmc\.address "ftp:\/\/10\.0\.0\.1"/,
   );
 });
+
+test('a colon with no port after it is an error, not the default port', () => {
+  for (const raw of [
+    'redfish+http://10.0.0.1:',
+    'redfish://10.0.0.1:/redfish/v1/Systems/1',
+    'ipmi://[fd00::1]:',
+  ]) {
+    assert.throws(
+      () => parseBmcAddress(raw, '--address'),
+      (error: unknown) => {
+        assert.ok(error instanceof BmcAddressError);
+        assert.match(error.message, /^--address ".*": has an empty port after ":"$/);
+        return true;
+      },
+      raw,
+    );
+  }
+  assert.equal((parseBmcAddress('redfish+http://10.0.0.1:8000') as { port: number }).port, 8000);
+});
+
+test('a Redfish address keeps its scheme as written, for hints pasted back', () => {
+  const parsed = parseBmcAddress('iDRAC-Redfish+HTTP://10.0.0.1:8000');
+  assert.equal(parsed.protocol === 'redfish' && parsed.scheme, 'idrac-redfish+http');
+});

@@ -253,7 +253,7 @@ describe('validateObject', () => {
     );
     assert.deepEqual(
       declared.map(([k]) => k),
-      ['bootMode', 'bootTarget', 'powerPolicy', 'inspectionMode'],
+      ['bootTarget', 'powerPolicy', 'inspectionMode'],
     );
     for (const [key, s] of declared) assert.equal(spec[key], s.default, key);
     assert.deepEqual((spec['bmc'] as Record<string, unknown>)['disableCertificateVerification'], false);

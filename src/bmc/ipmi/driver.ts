@@ -7,6 +7,9 @@ import type { BmcCredentials, CredentialProvider } from '../credentials.ts';
 import {
   type BmcDriver,
   type BootOnceOptions,
+  type BootOnceResult,
+  type BootOverride,
+  type BootOverrideOptions,
   DEFAULT_GRACEFUL_TIMEOUT_MS,
   type Inventory,
   type PowerOffOptions,
@@ -54,11 +57,39 @@ export interface IpmiDriverOptions {
   logger?: Logger;
 }
 
-/** Without `persistent` ipmitool's override applies to the next boot only; efiboot makes that boot UEFI. */
-export function bootdevCommand(options: BootOnceOptions): string[] {
+/**
+ * Without `persistent` ipmitool's override applies to the next boot only; efiboot makes that boot UEFI.
+ * IPMI boot flags always carry a BIOS boot type bit (there is no "leave it"), so an absent mode is UEFI.
+ */
+export function bootdevCommand(options: BootOnceOptions & { enabled?: 'Once' | 'Continuous' }): string[] {
   const command = ['chassis', 'bootdev', options.device === 'pxe' ? 'pxe' : 'disk'];
-  if ((options.mode ?? 'UEFI') === 'UEFI') command.push('options=efiboot');
+  const flags: string[] = [];
+  if ((options.mode ?? 'UEFI') === 'UEFI') flags.push('efiboot');
+  if (options.enabled === 'Continuous') flags.push('persistent');
+  if (flags.length > 0) command.push(`options=${flags.join(',')}`);
   return command;
+}
+
+/** `chassis bootparam get 5` (boot flags) as a BootOverride. */
+export function parseBootFlags(text: string): BootOverride {
+  if (!/Boot Flags/i.test(text)) return { enabled: 'unknown' };
+  const enabled = /Boot Flag Invalid/i.test(text)
+    ? 'Disabled'
+    : /all future boots/i.test(text)
+      ? 'Continuous'
+      : /only next boot/i.test(text)
+        ? 'Once'
+        : 'unknown';
+  const selector = /Boot Device Selector\s*:\s*(.+)/i.exec(text)?.[1]?.trim();
+  const device =
+    selector && /pxe/i.test(selector) ? 'pxe' : selector && /hard-drive/i.test(selector) ? 'disk' : undefined;
+  const mode = /BIOS EFI boot/i.test(text) ? 'UEFI' : /legacy/i.test(text) ? 'legacy' : undefined;
+  return {
+    enabled,
+    ...(device ? { device } : {}),
+    ...(selector ? { target: selector } : {}),
+    ...(mode ? { mode } : {}),
+  } as BootOverride;
 }
 
 export class IpmiDriver implements BmcDriver {
@@ -138,7 +169,11 @@ export class IpmiDriver implements BmcDriver {
     }
   }
 
-  async setBootOnce(options: BootOnceOptions): Promise<void> {
+  async setBootOnce(options: BootOnceOptions): Promise<BootOnceResult> {
+    return this.setBootOverride({ ...options, enabled: 'Once' });
+  }
+
+  async setBootOverride(options: BootOverrideOptions): Promise<BootOnceResult> {
     const creds = await this.provider();
     const command = bootdevCommand(options);
     const device = command[2];
@@ -148,6 +183,38 @@ export class IpmiDriver implements BmcDriver {
         this.address,
         `chassis bootdev ${device}: unexpected answer "${this.excerpt(result.stdout + result.stderr, creds)}"`,
       );
+    }
+    const readBack = await this.readBootFlags(creds);
+    return {
+      requested: {
+        device: options.device,
+        enabled: options.enabled,
+        ...(options.mode ? { mode: options.mode } : {}),
+      },
+      readBack,
+      persistent: options.enabled === 'Once' && readBack.enabled === 'Continuous',
+      // Judged by the device selector only: OpenIPMI's simulator reads back "Boot Flag Invalid" and
+      // legacy after every bootdev, yet boots the device; a BMC that reports none is taken at its word.
+      honoured: readBack.device === undefined || readBack.device === options.device,
+    };
+  }
+
+  async bootOverride(): Promise<BootOverride> {
+    return this.readBootFlags(await this.provider());
+  }
+
+  async clearBootOverride(): Promise<BootOverride> {
+    const creds = await this.provider();
+    await this.call(creds, ['chassis', 'bootdev', 'none']);
+    return this.readBootFlags(creds);
+  }
+
+  private async readBootFlags(creds: BmcCredentials): Promise<BootOverride> {
+    try {
+      return parseBootFlags((await this.call(creds, ['chassis', 'bootparam', 'get', '5'])).stdout);
+    } catch (error) {
+      if (error instanceof BmcProtocolError) return { enabled: 'unknown' };
+      throw error;
     }
   }
 

@@ -8,6 +8,7 @@ import { Agent, fetch } from 'undici';
 import type { z } from 'zod';
 import type { RedfishAddress } from '../address.ts';
 import type { BmcCredentials, CredentialProvider } from '../credentials.ts';
+import type { BmcNoticeSink } from '../driver.ts';
 import {
   BmcAuthError,
   BmcError,
@@ -45,6 +46,8 @@ export interface RedfishClientOptions {
   /** 'auto' uses SessionService when the service advertises it; 'basic' never does (default auto). */
   auth?: 'auto' | 'basic';
   logger?: Logger;
+  /** Told once when a failed session login makes the client fall back to Basic auth. */
+  onNotice?: BmcNoticeSink;
 }
 
 export interface RequestOptions {
@@ -141,6 +144,8 @@ export class RedfishClient {
   private readonly maxBodyBytes: number;
   private readonly authPreference: 'auto' | 'basic';
   private readonly logger: Logger | undefined;
+  private readonly onNotice: BmcNoticeSink | undefined;
+  private basicFallbackTold = false;
   private credentials: BmcCredentials | undefined;
   private auth: AuthState = { mode: 'unknown' };
   private root: ServiceRoot | undefined;
@@ -156,6 +161,7 @@ export class RedfishClient {
     this.maxBodyBytes = options.maxBodyBytes ?? 8 * 1024 * 1024;
     this.authPreference = options.auth ?? 'auto';
     this.logger = options.logger;
+    this.onNotice = options.onNotice;
     const verify = options.tls?.disableCertificateVerification !== true;
     this.agent = new Agent({
       connect: {
@@ -365,6 +371,15 @@ export class RedfishClient {
     // Advertised but unusable (404/405/501, or 2xx without a token): Basic auth still works on most BMCs.
     this.logger?.info({ status: res.status }, 'Redfish session login unavailable; using Basic auth');
     this.auth = { mode: 'basic' };
+    if (!this.basicFallbackTold) {
+      this.basicFallbackTold = true;
+      const why =
+        res.status >= 200 && res.status < 300 ? `HTTP ${res.status} without a token` : `HTTP ${res.status}`;
+      this.onNotice?.({
+        code: 'BasicAuthFallback',
+        message: `session login at ${sessionsPath} failed (${why}); using Basic auth, so every request carries the password`,
+      });
+    }
   }
 
   private authError(status: number, body: string): BmcAuthError {

@@ -5,7 +5,12 @@ import type { RedfishAddress } from '../address.ts';
 import type { CredentialProvider } from '../credentials.ts';
 import {
   type BmcDriver,
+  type BmcNoticeSink,
+  type BootDevice,
   type BootOnceOptions,
+  type BootOnceResult,
+  type BootOverride,
+  type BootOverrideOptions,
   DEFAULT_GRACEFUL_TIMEOUT_MS,
   type DiskInventory,
   type Inventory,
@@ -23,7 +28,15 @@ import {
   BmcUnsupportedError,
 } from '../errors.ts';
 import { RedfishClient, type RedfishResponse, type RedfishTlsOptions } from './client.ts';
-import { quirksFor, type RedfishQuirks } from './quirks.ts';
+import {
+  decideBootMode,
+  detectVendor,
+  quirksFor,
+  quirksForDetected,
+  type RedfishQuirks,
+  type VendorFamily,
+  vendorScheme,
+} from './quirks.ts';
 import { chooseResetType, type ResetIntent } from './reset-types.ts';
 import {
   actionInfo,
@@ -33,6 +46,7 @@ import {
   computerSystem,
   drive,
   ethernetInterface,
+  memoryModule,
   processor,
   simpleStorage,
   storage,
@@ -55,6 +69,10 @@ export interface RedfishDriverOptions {
   /** How long a forced power-off may take to show before power-on is sent in a fallback reboot (default 60 s). */
   powerChangeTimeoutMs?: number;
   auth?: 'auto' | 'basic';
+  /** Where the address came from, for hints (default bmc.address; the CLI says --address). */
+  addressField?: string;
+  /** Things an operator should see once: Basic fallback, a forced graceful request, a Once kept Continuous. */
+  onNotice?: BmcNoticeSink;
 }
 
 const MAX_COLLECTION_PAGES = 20;
@@ -85,6 +103,31 @@ function clean(value: string | null | undefined): string | undefined {
   return trimmed ? trimmed : undefined;
 }
 
+/** GiB as a person reads it: iDRAC reports e.g. 476.837376 for 512 GB; two decimals at most. */
+export function roundGiB(value: number): number {
+  const whole = Math.round(value);
+  return Math.abs(value - whole) < 0.005 ? whole : Math.round(value * 100) / 100;
+}
+
+function deviceOf(target: string | undefined): BootDevice | undefined {
+  if (target === 'Pxe') return 'pxe';
+  if (target === 'Hdd') return 'disk';
+  return undefined;
+}
+
+function readOverride(boot: ComputerSystem['Boot']): BootOverride {
+  const enabled = clean(boot?.BootSourceOverrideEnabled);
+  const target = clean(boot?.BootSourceOverrideTarget);
+  const mode = clean(boot?.BootSourceOverrideMode);
+  const device = deviceOf(target);
+  return {
+    enabled: enabled === 'Once' || enabled === 'Continuous' || enabled === 'Disabled' ? enabled : 'unknown',
+    ...(device ? { device } : {}),
+    ...(target ? { target } : {}),
+    ...(mode === 'UEFI' ? { mode: 'UEFI' as const } : mode === 'Legacy' ? { mode: 'legacy' as const } : {}),
+  };
+}
+
 function short(error: unknown): string {
   if (error instanceof BmcProtocolError && error.status !== undefined) return `HTTP ${error.status}`;
   if (error instanceof BmcNotFoundError) return 'HTTP 404';
@@ -96,7 +139,10 @@ export class RedfishDriver implements BmcDriver {
   readonly address: string;
   private readonly target: RedfishAddress;
   private readonly client: RedfishClient;
-  private readonly quirks: RedfishQuirks;
+  private readonly schemeQuirks: RedfishQuirks;
+  private detected: { vendor: VendorFamily; quirks: RedfishQuirks } | undefined;
+  private readonly addressField: string;
+  private readonly onNotice: BmcNoticeSink | undefined;
   private readonly logger: Logger | undefined;
   private readonly pollIntervalMs: number;
   private readonly taskTimeoutMs: number;
@@ -108,7 +154,9 @@ export class RedfishDriver implements BmcDriver {
     this.target = options.address;
     this.address = options.address.display;
     this.logger = options.logger?.child({ bmc: this.address });
-    this.quirks = quirksFor(options.address.vendor);
+    this.schemeQuirks = quirksFor(options.address.vendor);
+    this.addressField = options.addressField ?? 'bmc.address';
+    this.onNotice = options.onNotice;
     this.pollIntervalMs = options.pollIntervalMs ?? 2000;
     this.taskTimeoutMs = options.taskTimeoutMs ?? 300_000;
     this.powerChangeTimeoutMs = options.powerChangeTimeoutMs ?? 60_000;
@@ -122,7 +170,33 @@ export class RedfishDriver implements BmcDriver {
       ...(options.retryBaseMs !== undefined ? { retryBaseMs: options.retryBaseMs } : {}),
       ...(options.auth ? { auth: options.auth } : {}),
       ...(this.logger ? { logger: this.logger } : {}),
+      ...(options.onNotice ? { onNotice: options.onNotice } : {}),
     });
+  }
+
+  /**
+   * The quirks in force: the scheme's when it names a vendor, else the vendor the service root names
+   * (a generic redfish:// address on an iLO gets iLO quirks, and the operator is told once).
+   */
+  async vendor(): Promise<{ vendor: VendorFamily; quirks: RedfishQuirks }> {
+    if (this.detected) return this.detected;
+    const vendor = detectVendor(await this.client.serviceRoot());
+    let quirks = this.schemeQuirks;
+    if (this.target.vendor === 'generic') {
+      quirks = quirksForDetected(vendor);
+      const scheme = vendorScheme[vendor];
+      if (quirks.name !== 'generic') {
+        this.logger?.info({ vendor, quirks: quirks.name }, 'vendor detected from the service root');
+        if (scheme) {
+          this.onNotice?.({
+            code: 'VendorDetected',
+            message: `the service root names ${vendor}; using ${quirks.name} quirks (write ${this.schemeFor(scheme)} to say so)`,
+          });
+        }
+      }
+    }
+    this.detected = { vendor, quirks };
+    return this.detected;
   }
 
   /** How the client authenticates ('session' or 'basic' once it has talked to the BMC). */
@@ -151,11 +225,15 @@ export class RedfishDriver implements BmcDriver {
     if (state === 'off') return;
     if (options.graceful) {
       const timeoutMs = options.timeoutMs ?? DEFAULT_GRACEFUL_TIMEOUT_MS;
-      if (await this.tryReset('gracefulOff', data)) {
+      if (!(await this.offers('gracefulOff', data))) {
+        await this.gracefulUnavailable(data, 'power off', options.allowForced === true);
+      } else if (await this.tryReset('gracefulOff', data)) {
         if (await this.waitForPower('off', timeoutMs)) return;
         this.logger?.warn({ timeoutMs }, 'graceful shutdown did not finish in time; forcing power off');
-      } else {
-        this.logger?.info('no graceful shutdown reset type advertised; forcing power off');
+        this.onNotice?.({
+          code: 'GracefulTimedOut',
+          message: `the OS did not shut down within ${Math.round(timeoutMs / 1000)} s; forcing power off`,
+        });
       }
     }
     await this.reset('forceOff', data);
@@ -172,7 +250,14 @@ export class RedfishDriver implements BmcDriver {
     }
     if (options.mode === 'soft') {
       if (await this.tryReset('gracefulRestart', data)) return;
-      // No GracefulRestart (e.g. iDRAC): shut down gracefully, force after the timeout, power on.
+      // No GracefulRestart (iDRAC 8, iLO 5): shut down gracefully, force after the timeout, power on.
+      // Neither graceful type (Supermicro): refused unless a forced restart is allowed.
+      if (!(await this.offers('gracefulOff', data))) {
+        await this.gracefulUnavailable(data, 'restart', options.allowForced === true);
+        if (await this.tryReset('forceRestart', data)) return;
+        await this.powerOffThenOn(data, this.powerChangeTimeoutMs, false);
+        return;
+      }
       await this.powerOffThenOn(data, options.timeoutMs ?? DEFAULT_GRACEFUL_TIMEOUT_MS, true);
       return;
     }
@@ -180,10 +265,13 @@ export class RedfishDriver implements BmcDriver {
     await this.powerOffThenOn(data, this.powerChangeTimeoutMs, false);
   }
 
-  async setBootOnce(options: BootOnceOptions): Promise<void> {
+  async setBootOnce(options: BootOnceOptions): Promise<BootOnceResult> {
+    return this.setBootOverride({ ...options, enabled: 'Once' });
+  }
+
+  async setBootOverride(options: BootOverrideOptions): Promise<BootOnceResult> {
     await this.client.refreshCredentials();
     const target = options.device === 'pxe' ? 'Pxe' : 'Hdd';
-    const mode = (options.mode ?? 'UEFI') === 'UEFI' ? 'UEFI' : 'Legacy';
     const system = await this.system();
     const boot = system.data.Boot;
     if (!boot)
@@ -192,40 +280,113 @@ export class RedfishDriver implements BmcDriver {
     if (targets && targets.length > 0 && !targets.includes(target)) {
       throw new BmcUnsupportedError(this.address, `boot target ${target} (it offers ${targets.join(', ')})`);
     }
-    const currentMode = clean(boot.BootSourceOverrideMode);
-    const modes = boot['BootSourceOverrideMode@Redfish.AllowableValues'];
-    const hasMode = currentMode !== undefined || (modes?.length ?? 0) > 0;
-    if (modes && modes.length > 0 && !modes.includes(mode)) {
-      throw new BmcUnsupportedError(this.address, `boot mode ${mode} (it offers ${modes.join(', ')})`);
+    const { vendor, quirks } = await this.vendor();
+    const decision = decideBootMode(
+      quirks,
+      options.mode,
+      clean(boot.BootSourceOverrideMode),
+      boot['BootSourceOverrideMode@Redfish.AllowableValues'] ?? undefined,
+    );
+    if ('refuse' in decision) throw new BmcUnsupportedError(this.address, decision.refuse);
+    if ('unavailable' in decision) {
+      this.onNotice?.({ code: 'BootModeUnavailable', message: decision.unavailable });
     }
-    let sendMode = false;
-    if (hasMode) {
-      if (this.quirks.bootModeWrite === 'never') {
-        if (currentMode !== undefined && currentMode !== mode) {
-          throw new BmcUnsupportedError(
-            this.address,
-            `changing the boot mode through Redfish (it is ${currentMode}; change it to ${mode} in the BIOS settings)`,
-          );
-        }
-      } else {
-        sendMode = this.quirks.bootModeWrite === 'always' || currentMode !== mode;
-      }
-    } else if (mode !== 'UEFI') {
-      this.logger?.info({ mode }, 'the System has no BootSourceOverrideMode; boot mode left as is');
-    }
-
-    const patch = { BootSourceOverrideEnabled: 'Once', BootSourceOverrideTarget: target };
+    const sendMode = 'send' in decision ? decision.send : undefined;
+    const patch = {
+      BootSourceOverrideEnabled: options.enabled,
+      BootSourceOverrideTarget: target,
+      ...(sendMode ? { BootSourceOverrideMode: sendMode } : {}),
+    };
     try {
-      await this.patchSystem({ Boot: sendMode ? { ...patch, BootSourceOverrideMode: mode } : patch }, system);
+      await this.patchSystem({ Boot: patch }, system);
     } catch (error) {
-      // A BMC that will not take the mode property, even unchanged: the mode is already right, so retry
-      // without it rather than fail the boot override.
-      const rejected = error instanceof BmcProtocolError && error.status === 400;
-      if (!(rejected && sendMode && currentMode === mode)) throw error;
-      this.logger?.info('BMC rejected BootSourceOverrideMode; retrying the override without it');
-      await this.patchSystem({ Boot: patch }, await this.system());
+      throw this.withSchemeHint(error, vendor, sendMode !== undefined);
     }
-    this.logger?.debug({ target, mode: sendMode ? mode : undefined }, 'one-time boot override set');
+    const readBack = readOverride((await this.system()).data.Boot);
+    const persistent = options.enabled === 'Once' && readBack.enabled === 'Continuous';
+    const honoured = readBack.target === target && readBack.enabled !== 'Disabled';
+    const asked = `${options.enabled} ${target}`;
+    if (!honoured) {
+      this.onNotice?.({
+        code: 'BootOverrideNotHonoured',
+        message: `asked for boot override ${asked}; the BMC reads back ${readBack.enabled} ${readBack.target ?? '(no target)'}`,
+      });
+    } else if (persistent) {
+      this.onNotice?.({
+        code: 'BootOverridePersistent',
+        message: `asked for boot override Once ${target}; the BMC reads back Continuous, so every boot goes to ${target} until it is changed`,
+      });
+    }
+    this.logger?.debug({ target, mode: sendMode, readBack }, 'boot override set');
+    return {
+      requested: {
+        device: options.device,
+        enabled: options.enabled,
+        ...(options.mode ? { mode: options.mode } : {}),
+      },
+      readBack,
+      persistent,
+      honoured,
+    };
+  }
+
+  async bootOverride(): Promise<BootOverride> {
+    await this.client.refreshCredentials();
+    return readOverride((await this.system()).data.Boot);
+  }
+
+  async clearBootOverride(): Promise<BootOverride> {
+    await this.client.refreshCredentials();
+    const system = await this.system();
+    if (!system.data.Boot)
+      throw new BmcUnsupportedError(this.address, 'boot source override (the System has no Boot property)');
+    if (clean(system.data.Boot.BootSourceOverrideEnabled) !== 'Disabled') {
+      const { vendor, quirks } = await this.vendor();
+      const mode = decideBootMode(
+        quirks,
+        undefined,
+        clean(system.data.Boot.BootSourceOverrideMode),
+        undefined,
+      );
+      const sendMode = 'send' in mode ? mode.send : undefined;
+      try {
+        await this.patchSystem(
+          {
+            Boot: {
+              BootSourceOverrideEnabled: 'Disabled',
+              ...(sendMode ? { BootSourceOverrideMode: sendMode } : {}),
+            },
+          },
+          system,
+        );
+      } catch (error) {
+        throw this.withSchemeHint(error, vendor, sendMode !== undefined);
+      }
+    }
+    return readOverride((await this.system()).data.Boot);
+  }
+
+  /** This address under a vendor scheme, transport kept (redfish+http://h:p/... → idrac-redfish+http://h:p/...). */
+  private schemeFor(vendorScheme: string): string {
+    const transport = /\+https?$/.exec(this.target.scheme)?.[0] ?? '';
+    return `${vendorScheme}${transport}://${this.target.display.replace(/^[^:]+:\/\//, '')}`;
+  }
+
+  /** A 400 on a generic address of a vendor with its own scheme names the scheme to use. */
+  private withSchemeHint(error: unknown, vendor: VendorFamily, sentMode: boolean): unknown {
+    const scheme = vendorScheme[vendor];
+    if (
+      !(error instanceof BmcProtocolError) ||
+      error.status !== 400 ||
+      this.target.vendor !== 'generic' ||
+      !scheme
+    )
+      return error;
+    return new BmcProtocolError(
+      this.address,
+      `${error.message.replace(/^BMC \S+ gave an unusable answer: /, '')}; the service root names ${vendor}${sentMode ? ' and the BMC refused BootSourceOverrideMode' : ''}: use ${this.schemeFor(scheme)}`,
+      { status: 400, cause: error },
+    );
   }
 
   async inventory(): Promise<Inventory> {
@@ -248,22 +409,37 @@ export class RedfishDriver implements BmcDriver {
       }
     };
 
+    /** Reads each member on its own: a member that 404s (hot-removed drive, disabled port) is named, not fatal. */
+    const each = async <T>(
+      part: string,
+      paths: string[],
+      read: (path: string) => Promise<T>,
+    ): Promise<T[]> => {
+      const out: T[] = [];
+      for (const path of paths) {
+        const got = await optional(`${part} ${path}`, () => read(path));
+        if (got !== undefined) out.push(got);
+      }
+      return out;
+    };
+
     const nics: NicInventory[] = [];
     const nicsLink = data.EthernetInterfaces?.['@odata.id'];
     if (nicsLink) {
-      await optional('nics', async () => {
-        for (const path of await this.members(nicsLink)) {
-          const nic = (await this.client.get(path, ethernetInterface, { retries: 1 })).data;
-          const mac = clean(nic.MACAddress) ?? clean(nic.PermanentMACAddress);
-          if (!mac) continue;
-          nics.push({
-            ...((clean(nic.Name) ?? clean(nic.Id)) ? { name: (clean(nic.Name) ?? clean(nic.Id))! } : {}),
-            mac: mac.toLowerCase().replaceAll('-', ':'),
-            link: mapLink(nic.LinkStatus),
-            ...(typeof nic.SpeedMbps === 'number' ? { speedMbps: nic.SpeedMbps } : {}),
-          });
-        }
-      });
+      const paths = await optional(`nics ${nicsLink}`, () => this.members(nicsLink));
+      for (const nic of await each('nic', paths ?? [], async (path) => {
+        return (await this.client.get(path, ethernetInterface, { retries: 1 })).data;
+      })) {
+        const mac = clean(nic.MACAddress) ?? clean(nic.PermanentMACAddress);
+        if (!mac) continue;
+        const name = clean(nic.Name) ?? clean(nic.Id);
+        nics.push({
+          ...(name ? { name } : {}),
+          mac: mac.toLowerCase().replaceAll('-', ':'),
+          link: mapLink(nic.LinkStatus),
+          ...(typeof nic.SpeedMbps === 'number' ? { speedMbps: nic.SpeedMbps } : {}),
+        });
+      }
     } else {
       incomplete.push('nics: not advertised');
     }
@@ -271,43 +447,61 @@ export class RedfishDriver implements BmcDriver {
     const disks: DiskInventory[] = [];
     const storageLink = data.Storage?.['@odata.id'];
     const simpleLink = data.SimpleStorage?.['@odata.id'];
-    const fromStorage =
-      storageLink &&
-      (await optional('storage', async () => {
-        for (const path of await this.members(storageLink)) {
-          const controller = (await this.client.get(path, storage, { retries: 1 })).data;
-          for (const link of controller.Drives ?? []) {
-            const d = (await this.client.get(link['@odata.id'], drive, { retries: 1 })).data;
-            disks.push(this.disk(d.Name, d.CapacityBytes, d.Model, d.SerialNumber));
-          }
+    if (storageLink) {
+      const controllers = await optional(`storage ${storageLink}`, () => this.members(storageLink));
+      for (const controller of await each('storage', controllers ?? [], async (path) => {
+        return (await this.client.get(path, storage, { retries: 1 })).data;
+      })) {
+        const drives = (controller.Drives ?? []).map((l) => l['@odata.id']);
+        for (const d of await each('disk', drives, async (path) => {
+          return (await this.client.get(path, drive, { retries: 1 })).data;
+        })) {
+          disks.push(this.disk(d.Name, d.CapacityBytes, d.Model, d.SerialNumber));
         }
-        return true;
-      }));
-    if (!fromStorage && simpleLink) {
-      await optional('simpleStorage', async () => {
-        for (const path of await this.members(simpleLink)) {
-          const controller = (await this.client.get(path, simpleStorage, { retries: 1 })).data;
-          for (const d of controller.Devices ?? [])
-            disks.push(this.disk(d.Name, d.CapacityBytes, d.Model, undefined));
-        }
-      });
+      }
+    }
+    // SimpleStorage when Storage is absent or gave nothing (some BMCs list drives only there).
+    if (simpleLink && disks.length === 0) {
+      const controllers = await optional(`simpleStorage ${simpleLink}`, () => this.members(simpleLink));
+      for (const controller of await each('simpleStorage', controllers ?? [], async (path) => {
+        return (await this.client.get(path, simpleStorage, { retries: 1 })).data;
+      })) {
+        for (const d of controller.Devices ?? [])
+          disks.push(this.disk(d.Name, d.CapacityBytes, d.Model, undefined));
+      }
     }
     if (!storageLink && !simpleLink) incomplete.push('disks: not advertised');
 
+    // CPUs: the summary when it has them, else the Processors whose ProcessorType is CPU (a GPU or
+    // FPGA is a Processor too; an entry without a type is taken as a CPU, as older BMCs omit it).
     let cpuModel = clean(data.ProcessorSummary?.Model);
+    let cpuCount = data.ProcessorSummary?.Count ?? undefined;
     const processorsLink = data.Processors?.['@odata.id'];
-    if (!cpuModel && processorsLink) {
-      cpuModel = await optional('processors', async () => {
-        const [first] = await this.members(processorsLink);
-        return first
-          ? clean((await this.client.get(first, processor, { retries: 1 })).data.Model)
-          : undefined;
-      });
+    if ((!cpuModel || cpuCount === undefined) && processorsLink) {
+      const paths = await optional(`processors ${processorsLink}`, () => this.members(processorsLink));
+      const cpus = (
+        await each('processor', paths ?? [], async (path) => {
+          return (await this.client.get(path, processor, { retries: 1 })).data;
+        })
+      ).filter((p) => (clean(p.ProcessorType) ?? 'CPU') === 'CPU');
+      cpuModel ??= cpus.map((p) => clean(p.Model)).find((m) => m !== undefined);
+      if (cpuCount === undefined && cpus.length > 0) cpuCount = cpus.length;
     }
-    const cpuCount = data.ProcessorSummary?.Count ?? undefined;
-    const memory = data.MemorySummary?.TotalSystemMemoryGiB ?? undefined;
     if (cpuCount === undefined && !cpuModel) incomplete.push('cpu: not reported');
-    if (memory === undefined) incomplete.push('memory: not reported');
+
+    let memory = data.MemorySummary?.TotalSystemMemoryGiB ?? undefined;
+    const memoryLink = data.Memory?.['@odata.id'];
+    if (memory === undefined && memoryLink) {
+      const paths = await optional(`memory ${memoryLink}`, () => this.members(memoryLink));
+      const modules = await each('memory', paths ?? [], async (path) => {
+        return (await this.client.get(path, memoryModule, { retries: 1 })).data;
+      });
+      const mib = modules.reduce((sum, m) => sum + (m.CapacityMiB ?? 0), 0);
+      if (mib > 0) memory = mib / 1024;
+    } else if (memory === undefined) {
+      incomplete.push('memory: not reported');
+    }
+    if (memory !== undefined) memory = roundGiB(memory);
 
     const manufacturer = clean(data.Manufacturer);
     const model = clean(data.Model);
@@ -376,11 +570,13 @@ export class RedfishDriver implements BmcDriver {
       return this.systemPath;
     }
     if (systems.length === 0) throw new BmcNotFoundError(this.address, 'the Redfish service has no Systems');
+    // Pasted back as written: the same scheme (+http, vendor prefix) and host:port, the System path added.
     throw new BmcAddressError(
       this.address,
       `the BMC has ${systems.length} Systems; add the one to manage to the address: ${systems
-        .map((s) => `${this.target.baseUrl.replace(/^https?/, 'redfish')}${s}`)
+        .map((s) => `${this.target.scheme}://${this.target.key}${s.replace(/\/+$/, '')}`)
         .join(', ')}`,
+      { field: this.addressField },
     );
   }
 
@@ -424,6 +620,29 @@ export class RedfishDriver implements BmcDriver {
     }
     this.resetAllowed = { target, allowed: allowed ?? undefined };
     return this.resetAllowed;
+  }
+
+  /** Whether the System offers a reset type for an intent. */
+  private async offers(intent: ResetIntent, data: ComputerSystem): Promise<boolean> {
+    const { allowed } = await this.resetInfo(data);
+    return chooseResetType(intent, allowed) !== undefined;
+  }
+
+  /** No graceful type: refuse, or (when allowed) say so once and let the caller force it. */
+  private async gracefulUnavailable(data: ComputerSystem, what: string, allowForced: boolean): Promise<void> {
+    const { allowed } = await this.resetInfo(data);
+    const offered = `it offers ${(allowed ?? []).join(', ')}`;
+    if (!allowForced) {
+      throw new BmcUnsupportedError(
+        this.address,
+        `a graceful ${what} (${offered}); only a forced ${what} is possible, and it was not allowed (--force)`,
+      );
+    }
+    this.logger?.warn({ allowed }, `no graceful reset type advertised; forcing the ${what}`);
+    this.onNotice?.({
+      code: 'GracefulUnavailable',
+      message: `the BMC offers no graceful ${what} (${offered}); forced ${what} as allowed`,
+    });
   }
 
   /** Sends the reset for an intent if the System offers one; false when it offers none. */

@@ -12,6 +12,7 @@ export const serviceRoot = z.object({
   RedfishVersion: text,
   Vendor: text,
   Product: text,
+  Oem: z.record(z.string(), z.unknown()).nullish(),
   Systems: odataLink.nullish(),
   SessionService: odataLink.nullish(),
   Links: z.object({ Sessions: odataLink.nullish() }).nullish(),
@@ -43,6 +44,7 @@ export const computerSystem = z.object({
   Boot: z
     .object({
       BootSourceOverrideEnabled: text,
+      'BootSourceOverrideEnabled@Redfish.AllowableValues': z.array(z.string()).nullish(),
       BootSourceOverrideTarget: text,
       'BootSourceOverrideTarget@Redfish.AllowableValues': z.array(z.string()).nullish(),
       BootSourceOverrideMode: text,
@@ -52,6 +54,7 @@ export const computerSystem = z.object({
   ProcessorSummary: z.object({ Count: count, Model: text, LogicalProcessorCount: count }).nullish(),
   MemorySummary: z.object({ TotalSystemMemoryGiB: count }).nullish(),
   Processors: odataLink.nullish(),
+  Memory: odataLink.nullish(),
   EthernetInterfaces: odataLink.nullish(),
   Storage: odataLink.nullish(),
   SimpleStorage: odataLink.nullish(),
@@ -76,6 +79,8 @@ export const ethernetInterface = z.object({
 });
 
 export const processor = z.object({ Model: text, ProcessorType: text });
+
+export const memoryModule = z.object({ CapacityMiB: count });
 
 export const storage = z.object({ Drives: z.array(odataLink).nullish() });
 

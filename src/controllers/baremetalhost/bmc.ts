@@ -3,7 +3,7 @@
 // A driver is replaced when the host's BMC settings change and closed when the host goes.
 
 import { type SecretLike, secretCredentialProvider } from '../../bmc/credentials.ts';
-import type { BmcDriver } from '../../bmc/driver.ts';
+import type { BmcDriver, BmcNotice } from '../../bmc/driver.ts';
 import type { BmcFactory } from '../../bmc/factory.ts';
 import type { BareMetalHost } from '../../crds/baremetalhost.ts';
 import { isNotFound } from '../../runtime/errors.ts';
@@ -20,6 +20,7 @@ export class HostBmcs {
   #factory: BmcFactory;
   #store: ResourceStore;
   #drivers = new Map<string, Entry>();
+  #notices = new Map<string, BmcNotice[]>();
 
   constructor(factory: BmcFactory, store: ResourceStore) {
     this.#factory = factory;
@@ -57,15 +58,29 @@ export class HostBmcs {
         `Secret ${namespace}/${credentialsName} (spec.bmc.credentialsName)`,
       ),
       disableCertificateVerification: disableCertificateVerification === true,
+      addressField: 'spec.bmc.address',
+      onNotice: (notice) => {
+        const list = this.#notices.get(key) ?? [];
+        if (list.length < 20) list.push(notice);
+        this.#notices.set(key, list);
+      },
     });
     this.#drivers.set(key, { fingerprint, driver });
     return driver;
+  }
+
+  /** What the host's driver said since the last call (Basic fallback, forced graceful, Once kept). */
+  takeNotices(key: string): BmcNotice[] {
+    const list = this.#notices.get(key) ?? [];
+    this.#notices.delete(key);
+    return list;
   }
 
   /** Closes the host's driver (logs out of a Redfish session). */
   async forget(key: string): Promise<void> {
     const entry = this.#drivers.get(key);
     this.#drivers.delete(key);
+    this.#notices.delete(key);
     await entry?.driver.close().catch(() => {});
   }
 

@@ -2,7 +2,8 @@
 // annotation, and network-boot requests (boot-once + power cycle) that are never repeated after a
 // crash: the request is written to status before the BMC is asked.
 
-import type { PowerState } from '../../bmc/driver.ts';
+import type { BootOnceResult, PowerState } from '../../bmc/driver.ts';
+import { BmcProtocolError, BmcUnsupportedError } from '../../bmc/errors.ts';
 import { BMH_ANNOTATIONS } from '../../crds/baremetalhost.ts';
 import type { HostContext } from './context.ts';
 
@@ -17,6 +18,14 @@ export const CONDITIONS = {
   provisioned: 'Provisioned',
   /** spec.bootMACAddress checked against the BMC inventory. */
   bootMACAddress: 'BootMACAddressKnown',
+  /**
+   * The boot source override as the BMC read it back after metalbox set it: True when the BMC did
+   * what was asked; False reason Persistent when it keeps a Once override for every boot (the boot
+   * lab's sushy, some real BMCs), so the override must be pointed at disk or cleared after the boot.
+   */
+  bootOverride: 'BootOverride',
+  /** False reason BasicAuthFallback when the BMC's session login failed and Basic auth is used. */
+  bmcAuthentication: 'BMCAuthentication',
 } as const;
 
 const isOn = (s: PowerState) => s === 'on' || s === 'poweringOn';
@@ -63,7 +72,15 @@ export async function reconcilePower(ctx: HostContext): Promise<number> {
     } else if (!ctx.host.spec.online) {
       ctx.event('Warning', 'RebootIgnored', 'reboot requested while spec.online is false; not powering on');
     } else {
-      await ctx.bmc().reboot({ mode: request.mode });
+      try {
+        // A soft reboot on a BMC without a graceful reset is refused, not silently forced.
+        await ctx.bmc().reboot({ mode: request.mode, allowForced: false });
+      } catch (error) {
+        if (!(error instanceof BmcUnsupportedError)) throw error;
+        ctx.event('Warning', 'RebootRejected', `${error.message}; ask for {"mode":"hard"} to force it`);
+        await ctx.removeAnnotation(BMH_ANNOTATIONS.reboot);
+        return waitMs;
+      }
       power.record(ctx.key, 'cycle', nowMs);
       metrics.powerActions.inc({ action: `reboot-${request.mode}` });
       ctx.event('Normal', 'Reboot', `${request.mode} reboot requested by ${BMH_ANNOTATIONS.reboot}`);
@@ -112,7 +129,9 @@ export async function reconcilePower(ctx: HostContext): Promise<number> {
     await ctx.bmc().powerOn();
     metrics.powerActions.inc({ action: 'on' });
   } else {
-    await ctx.bmc().powerOff({ graceful: true, timeoutMs: 60_000 });
+    // powerPolicy enforce: spec.online false is enforced, forced when the BMC has no graceful
+    // shutdown; the driver's GracefulUnavailable notice becomes a Warning Event saying so.
+    await ctx.bmc().powerOff({ graceful: true, timeoutMs: 60_000, allowForced: true });
     metrics.powerActions.inc({ action: 'off' });
   }
   power.record(ctx.key, want ? 'on' : 'off', nowMs);
@@ -162,8 +181,23 @@ export async function requestBoot(ctx: HostContext, purpose: BootPurpose, why: s
   });
   await ctx.persist();
   const device = purpose === 'Disk' ? 'disk' : 'pxe';
-  await bmc.setBootOnce({ device, mode: ctx.host.spec.bootMode ?? 'UEFI' });
+  // The boot mode only when spec.bootMode asks; the driver holds the one rule (never change it unasked).
+  const mode = ctx.host.spec.bootMode;
+  const result = await bmc.setBootOnce({ device, ...(mode ? { mode } : {}) });
   ctx.env.metrics.powerActions.inc({ action: `${device}-once` });
+  recordBootOverride(ctx, result);
+  if (!result.honoured) {
+    ctx.setCondition({
+      type: CONDITIONS.bootRequested,
+      status: 'False',
+      reason: purpose,
+      message: `${why}: the BMC did not keep the boot override; will ask again`,
+    });
+    throw new BmcProtocolError(
+      bmc.address,
+      `boot override ${device === 'pxe' ? 'Pxe' : 'Hdd'} was accepted but reads back ${result.readBack.enabled} ${result.readBack.target ?? '(no target)'}; not power cycling into the wrong device`,
+    );
+  }
   const state = await observePower(ctx);
   let how: string;
   if (isOff(state) || state === 'unknown') {
@@ -181,4 +215,51 @@ export async function requestBoot(ctx: HostContext, purpose: BootPurpose, why: s
   ctx.setCondition({ type: CONDITIONS.bootRequested, status: 'True', reason: purpose, message });
   ctx.event('Normal', device === 'pxe' ? 'NetworkBoot' : 'DiskBoot', message);
   return true;
+}
+
+/** Records what the BMC really did with a boot override (condition BootOverride). */
+export function recordBootOverride(ctx: HostContext, result: BootOnceResult): void {
+  const { readBack, requested } = result;
+  const read = `${readBack.enabled} ${readBack.target ?? '(no target)'}${readBack.mode ? ` (${readBack.mode})` : ''}`;
+  const asked = `${requested.enabled} ${requested.device}`;
+  if (!result.honoured) {
+    ctx.setCondition({
+      type: CONDITIONS.bootOverride,
+      status: 'False',
+      reason: 'NotHonoured',
+      message: `asked for ${asked}; the BMC reads back ${read}`,
+    });
+  } else if (result.persistent) {
+    ctx.setCondition({
+      type: CONDITIONS.bootOverride,
+      status: 'False',
+      reason: 'Persistent',
+      message: `asked for ${asked}; the BMC reads back ${read}: every boot goes there until it is changed`,
+    });
+  } else {
+    ctx.setCondition({
+      type: CONDITIONS.bootOverride,
+      status: 'True',
+      reason: 'AsRequested',
+      message: `the BMC reads back ${read}`,
+    });
+  }
+}
+
+/**
+ * Turns what the host's BMC driver said since the last reconcile into Warning Events (once each, as
+ * the driver says each once) and, for the Basic fallback, a condition message that stays visible.
+ */
+export function recordBmcNotices(ctx: HostContext): void {
+  for (const notice of ctx.env.bmcs.takeNotices(ctx.key)) {
+    ctx.event('Warning', notice.code, notice.message);
+    if (notice.code === 'BasicAuthFallback') {
+      ctx.setCondition({
+        type: CONDITIONS.bmcAuthentication,
+        status: 'False',
+        reason: 'BasicAuthFallback',
+        message: notice.message,
+      });
+    }
+  }
 }

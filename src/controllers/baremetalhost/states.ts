@@ -38,7 +38,7 @@ import { registering, validateCredentials } from './handlers/registering.ts';
 import { rescue } from './handlers/rescue.ts';
 import { bootMac, findConflicts } from './identity.ts';
 import { HOST_KIND } from './kinds.ts';
-import { CONDITIONS } from './power.ts';
+import { CONDITIONS, recordBmcNotices } from './power.ts';
 import { holdsSlot } from './slots.ts';
 
 /** Where a new host starts. */
@@ -443,6 +443,7 @@ async function finish(
     for (const effect of ctx.afterWrite.splice(0)) effect();
     return {};
   }
+  recordBmcNotices(ctx);
   const state = ctx.state ?? INITIAL_STATE;
   let requeueAfter: number | undefined;
   const delayed = !opts.fromHandler && ctx.status.operationalStatus === 'delayed' && result.kind === 'stay';

@@ -26,6 +26,7 @@ import { type IpmiSimPeer, runIpmitool, startIpmiSim } from '../../env/ipmisim.t
 import type { KubeApiserverPeer } from '../../env/kube.ts';
 import { startMatchboxPair } from '../../env/matchbox.ts';
 import { type ManagedProcess, startProcess } from '../../env/process.ts';
+import type { RedfishMockup } from '../../env/redfish-mockup.ts';
 import { type SushyPeer, startSushy } from '../../env/sushy.ts';
 import { waitFor } from '../../env/wait.ts';
 import {
@@ -293,13 +294,15 @@ export class World {
     system: HostSystem,
     opts: {
       spec?: Partial<BareMetalHostSpec>;
+      /** BMC credentials other than the sushy/ipmi peer's (e.g. a Redfish mockup's). */
+      username?: string;
       password?: string;
       machine?: boolean;
       annotations?: Record<string, string>;
     } = {},
   ): Promise<Host> {
     const ipmi = system === this.ipmiSystem;
-    const username = ipmi ? this.ipmi!.username : this.sushy.username;
+    const username = opts.username ?? (ipmi ? this.ipmi!.username : this.sushy.username);
     const password = opts.password ?? (ipmi ? this.ipmi!.password : this.sushy.password);
     await this.store.create(SECRET_KIND, {
       apiVersion: 'v1',
@@ -312,7 +315,6 @@ export class World {
       online: true,
       bootMACAddress: system.mac,
       bmc: { address: system.address, credentialsName: `${name}-bmc`, disableCertificateVerification: false },
-      bootMode: 'UEFI',
       role: 'controlplane',
       profileRef: { name: 'talos-control-plane' },
       bootTarget: 'install',
@@ -502,6 +504,29 @@ export class World {
     await this.pair.destroy();
     await this.backend.close();
   }
+}
+
+/**
+ * A HostSystem on a Redfish mockup tree (test/env/redfish-mockup.ts): the address to write, the
+ * boot MAC (the tree's first NIC when it lists one), the tree's UUID, and a SIMULATED machine's view.
+ */
+export function mockupHostSystem(
+  m: RedfishMockup,
+  opts: { system?: string; scheme?: string; mac?: string } = {},
+): HostSystem {
+  const systemPath = opts.system ?? m.systems[0]!;
+  const sys = m.original(systemPath) ?? {};
+  const nicsPath = (sys.EthernetInterfaces as { '@odata.id'?: string } | undefined)?.['@odata.id'];
+  const firstNic = nicsPath
+    ? (m.original(nicsPath)?.Members as { '@odata.id': string }[] | undefined)?.[0]?.['@odata.id']
+    : undefined;
+  const treeMac = firstNic ? (m.original(firstNic)?.MACAddress as string | undefined) : undefined;
+  return {
+    address: `${opts.scheme ?? 'redfish+http'}://${m.host}:${m.port}${systemPath}`,
+    mac: (opts.mac ?? treeMac ?? '52:54:00:aa:01:01').toLowerCase(),
+    uuid: String(sys.UUID ?? '').toLowerCase(),
+    view: () => redfishSystemView({ baseUrl: m.url, systemPath, username: m.username, password: m.password }),
+  };
 }
 
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');

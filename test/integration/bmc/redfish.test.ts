@@ -132,8 +132,11 @@ test('inventory returns the emulator’s MACs and SMBIOS UUID, and says what it 
       ['52:54:00:aa:00:01', '52:54:00:aa:00:02'],
       'MACs are normalised to lower case',
     );
-    // The fake driver answers Storage with HTTP 500; inventory reports that instead of failing.
-    assert.ok(inventory.incomplete.includes('storage: HTTP 500'), inventory.incomplete.join(', '));
+    // The fake driver answers Storage with HTTP 500; inventory reports that, with the path, instead of failing.
+    assert.ok(
+      inventory.incomplete.includes(`storage /redfish/v1/Systems/${solo.systems[0]!.uuid}/Storage: HTTP 500`),
+      inventory.incomplete.join(', '),
+    );
     assert.deepEqual(inventory.disks, []);
   } finally {
     await driver.close();
@@ -207,14 +210,14 @@ test('a System path that does not exist is a not-found error listing the Systems
   await driver.close();
 });
 
-test('no System path on a BMC with several Systems is an error listing the addresses to use', async () => {
+test('no System path on a BMC with several Systems is an error listing the addresses to use, as written (+http kept)', async () => {
   const driver = driverFor(pair);
   await assert.rejects(driver.powerState(), (error: unknown) => {
     assert.ok(error instanceof BmcAddressError);
     assert.match(error.message, /the BMC has 2 Systems; add the one to manage to the address/);
     for (const s of pair.systems) {
       assert.ok(
-        error.message.includes(`redfish://127.0.0.1:${pair.port}/redfish/v1/Systems/${s.uuid}`),
+        error.message.includes(`redfish+http://127.0.0.1:${pair.port}/redfish/v1/Systems/${s.uuid}`),
         s.name,
       );
     }
