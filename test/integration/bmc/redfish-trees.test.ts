@@ -232,6 +232,22 @@ for (const tree of REDFISH_TREES) {
           if (graceful) {
             await driver.powerOff({ graceful: true, timeoutMs: 5000 });
             assert.equal(powerOf(m, system), 'Off');
+            await driver.powerOn();
+            // Soft reboot: GracefulRestart where offered, else a graceful shutdown and power on.
+            const sent = resetsSent(m).length;
+            await driver.reboot({ mode: 'soft', timeoutMs: 5000 });
+            const soft = resetsSent(m).slice(sent);
+            if (allowed === undefined || allowed.includes('GracefulRestart')) {
+              assert.deepEqual(soft, ['GracefulRestart'], system);
+            } else {
+              assert.ok(['GracefulShutdown', 'PushPowerButton'].includes(String(soft[0])), soft.join(','));
+              assert.equal(soft.at(-1), 'On', soft.join(','));
+              assert.ok(!soft.includes('ForceOff'), `${system}: forced: ${soft.join(',')}`);
+            }
+            await waitFor(async () => powerOf(m, system) === 'On', {
+              what: `${system} on after soft reboot`,
+              timeoutMs: 5000,
+            });
             assert.deepEqual(notices, []);
           } else {
             // Supermicro X12: no graceful type; refused unless forcing is allowed, and then said.
