@@ -5,6 +5,7 @@
 // root, a partial inventory named, the Basic fallback said once, the Once read-back recorded).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { BMH_ANNOTATIONS } from '../../../src/crds/baremetalhost.ts';
 import {
   type MockupOptions,
   type RedfishMockup,
@@ -118,6 +119,29 @@ test('iDRAC 9 (Legacy), iLO 5 on a plain redfish:// address, XCC and Supermicro 
   for (const other of ['dell-r6515', 'hpe-dl180', 'lenovo-sr650']) {
     assert.ok(!(await world.events(other)).some((e) => e.reason === 'BasicAuthFallback'), other);
   }
+
+  // Supermicro offers no graceful reset: a soft reboot annotation is refused and says how to force it;
+  // spec.online=false under enforce is forced, with a Warning Event saying so.
+  const smcSystem = smc.systems[0]!;
+  await world.patchHost('smc-x12', (h) => {
+    h.metadata.annotations = { ...h.metadata.annotations, [BMH_ANNOTATIONS.reboot]: '{"mode":"soft"}' };
+  });
+  await world.waitForHost(
+    'smc-x12',
+    (h) => h.metadata.annotations?.[BMH_ANNOTATIONS.reboot] === undefined,
+    'reboot annotation removed',
+  );
+  const rejected = (await world.events('smc-x12')).find((e) => e.reason === 'RebootRejected');
+  assert.match(rejected?.message ?? '', /graceful restart.*ask for \{"mode":"hard"\}/);
+  assert.equal(smc.resource(smcSystem)?.PowerState, 'On');
+  await world.patchHost('smc-x12', (h) => {
+    h.spec.online = false;
+  });
+  await world.waitForHost('smc-x12', (h) => h.status?.poweredOn === false, 'powered off', 60_000);
+  assert.equal(smc.resource(smcSystem)?.PowerState, 'Off');
+  const forced = (await world.events('smc-x12')).find((e) => e.reason === 'GracefulUnavailable');
+  assert.equal(forced?.type, 'Warning');
+  assert.match(forced?.message ?? '', /offers no graceful power off .*forced power off as allowed/);
 });
 
 test('a BMC that keeps Once as Continuous: the host is provisioned and the read-back is recorded', async () => {
