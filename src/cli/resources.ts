@@ -147,7 +147,8 @@ export function jsonPath(obj: unknown, path: string): unknown {
     for (const value of current) {
       if (value === null || typeof value !== 'object') continue;
       if (token.startsWith('.')) next.push((value as Record<string, unknown>)[token.slice(1)]);
-      else if (token.startsWith("['")) next.push((value as Record<string, unknown>)[token.slice(2, -2)]);
+      else if (token.startsWith("['"))
+        next.push((value as Record<string, unknown>)[token.slice(2, -2).replaceAll('\\.', '.')]);
       else if (token.startsWith('[?')) {
         const m = /^\[\?\(@\.([A-Za-z0-9_.-]+)\s*==\s*(?:"([^"]*)"|'([^']*)')\)\]$/.exec(token)!;
         const field = m[1]!.split('.');

@@ -15,6 +15,7 @@ import { type Condition, findCondition, setCondition } from '../runtime/conditio
 import type { ControllerSpec, ReconcileRequest } from '../runtime/controller.ts';
 import { isNotFound } from '../runtime/errors.ts';
 import type { EventRecorder } from '../runtime/events.ts';
+import { withHealth } from '../runtime/health.ts';
 import { apiVersionOf, type ObjectRef, objectKey, type Resource, timestamp } from '../runtime/resource.ts';
 import type { ResourceStore } from '../runtime/store.ts';
 import { isTalosConfigError, TalosConfigError } from '../talos/errors.ts';
@@ -328,15 +329,18 @@ export function talosMachineConfigController(options: TalosMachineConfigControll
       tmc.status?.conditions as Condition[] | undefined,
       TALOS_CONDITIONS.rendered,
     );
-    const conditions = setCondition(
-      tmc.status?.conditions as Condition[] | undefined,
-      {
-        type: TALOS_CONDITIONS.rendered,
-        status: failed ? 'False' : 'True',
-        reason: failed ? 'RenderFailed' : 'Rendered',
-        message,
-        observedGeneration: generation,
-      },
+    const rendered = {
+      type: TALOS_CONDITIONS.rendered,
+      status: failed ? 'False' : 'True',
+      reason: failed ? 'RenderFailed' : 'Rendered',
+      message,
+      observedGeneration: generation,
+    } as const;
+    // A render that fails fails again until a person changes the spec, a patch or the base Secret.
+    const conditions = withHealth(
+      setCondition(tmc.status?.conditions as Condition[] | undefined, rendered, now()),
+      { state: failed ? 'stalled' : 'ready', reason: rendered.reason, message },
+      generation,
       now(),
     );
     const status: TalosMachineConfigStatus = {

@@ -10,6 +10,7 @@ import {
   dateTime,
   devicePath,
   dnsSubdomain,
+  healthColumns,
   ipAddress,
   linkName,
   localObjectReference,
@@ -420,5 +421,13 @@ export const bareMetalHostColumns: PrinterColumn[] = [
   { name: 'BMC', type: 'string', jsonPath: '.spec.bmc.address' },
   { name: 'MAC', type: 'string', jsonPath: '.spec.bootMACAddress', description: 'Boot MAC address' },
   { name: 'Error', type: 'string', jsonPath: '.status.errorType' },
+  ...healthColumns,
+  {
+    name: 'Paused',
+    type: 'string',
+    // The apiserver's JSONPath wants the dots of the key escaped, even between brackets.
+    jsonPath: `.metadata.annotations['${BMH_ANNOTATIONS.paused.replaceAll('.', '\\.')}']`,
+    description: 'The paused annotation: the controller does nothing (and writes nothing) for this host',
+  },
   ageColumn,
 ];

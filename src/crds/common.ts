@@ -268,6 +268,22 @@ export interface PrinterColumn {
   format?: string;
 }
 
+/** Ready and its reason (what the object is doing or waiting for), on every kind. */
+export const healthColumns: PrinterColumn[] = [
+  {
+    name: 'Ready',
+    type: 'string',
+    jsonPath: '.status.conditions[?(@.type=="Ready")].status',
+    description: 'In the state the spec asks for',
+  },
+  {
+    name: 'Reason',
+    type: 'string',
+    jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
+    description: 'What it is doing, waiting for, or needs a person for',
+  },
+];
+
 export const ageColumn: PrinterColumn = {
   name: 'Age',
   type: 'date',

@@ -57,10 +57,25 @@ export function crdFor(kind: AnyKindDefinition): CustomResourceDefinition {
           storage: true,
           subresources: { status: {} },
           additionalPrinterColumns: kind.printerColumns.map((c) => ({ ...c })),
-          schema: { openAPIV3Schema: crdObjectSchema(kind.schema) },
+          schema: { openAPIV3Schema: unobservedByDefault(crdObjectSchema(kind.schema)) },
         },
       ],
     },
+  };
+}
+
+/**
+ * An object no controller has looked at yet reads back with `status.observedGeneration: 0`, so
+ * kstatus (Flux, kpt) sees "generation 1, observed 0": InProgress, not the Current it infers from
+ * an absent status. The apiserver applies the default whenever it reads a stored object.
+ */
+function unobservedByDefault(schema: JSONSchemaProps): JSONSchemaProps {
+  const properties = schema.properties as Record<string, JSONSchemaProps> | undefined;
+  const status = properties?.status;
+  if (!(status?.properties as JSONSchemaProps | undefined)?.observedGeneration) return schema;
+  return {
+    ...schema,
+    properties: { ...properties, status: { ...status, default: { observedGeneration: 0 } } },
   };
 }
 

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import {
   ageColumn,
+  healthColumns,
   localObjectReference,
   MAC_PATTERN,
   matchboxSyncStatus,
@@ -61,5 +62,6 @@ export const matchboxGroupColumns: PrinterColumn[] = [
   { name: 'Profile', type: 'string', jsonPath: '.spec.profileRef.name' },
   { name: 'MAC', type: 'string', jsonPath: '.spec.selector.mac' },
   { name: 'Synced', type: 'string', jsonPath: '.status.conditions[?(@.type=="Synced")].status' },
+  ...healthColumns,
   ageColumn,
 ];

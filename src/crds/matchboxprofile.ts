@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import {
   ageColumn,
+  healthColumns,
   matchboxSyncStatus,
   objectMeta,
   type PrinterColumn,
@@ -86,5 +87,6 @@ export type MatchboxProfileStatus = z.infer<typeof matchboxProfileStatus>;
 export const matchboxProfileColumns: PrinterColumn[] = [
   { name: 'Kernel', type: 'string', jsonPath: '.spec.kernel' },
   { name: 'Synced', type: 'string', jsonPath: '.status.conditions[?(@.type=="Synced")].status' },
+  ...healthColumns,
   ageColumn,
 ];

@@ -10,6 +10,7 @@ import {
   dateTime,
   devicePath,
   dnsSubdomain,
+  healthColumns,
   objectMeta,
   type PrinterColumn,
   secretKeyReference,
@@ -178,5 +179,6 @@ export const talosMachineConfigColumns: PrinterColumn[] = [
   { name: 'Endpoint', type: 'string', jsonPath: '.spec.clusterEndpoint' },
   { name: 'Installer', type: 'string', jsonPath: '.spec.installerImage', priority: 1 },
   { name: 'Rendered', type: 'string', jsonPath: '.status.conditions[?(@.type=="Rendered")].status' },
+  ...healthColumns,
   ageColumn,
 ];

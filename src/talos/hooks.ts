@@ -3,7 +3,7 @@
 // expiry; only its sha256 is stored) and the event sink address as kernel args. The same attempt
 // yields the same args again (a restart in the middle of an attempt changes nothing), a new
 // attempt a new token, and leaving provisioning revokes the token.
-import type { ProvisioningHooks } from '../controllers/baremetalhost/hooks.ts';
+import { ConfigNotReadyError, type ProvisioningHooks } from '../controllers/baremetalhost/hooks.ts';
 import type { BareMetalHost } from '../crds/baremetalhost.ts';
 import type { EventRecorder } from '../runtime/events.ts';
 import { type Logger, silentLogger } from '../runtime/logger.ts';
@@ -31,7 +31,7 @@ export interface TalosHooksDeps {
 }
 
 /** The host has no current rendered config yet: provisioning it now would fetch nothing. */
-export class TalosConfigNotReadyError extends Error {
+export class TalosConfigNotReadyError extends ConfigNotReadyError {
   constructor(host: string, ref: string) {
     super(
       `BareMetalHost ${host} has no rendered Talos config yet (see TalosMachineConfig ${ref} condition Rendered)`,

@@ -391,8 +391,18 @@ describe('CRD generation', () => {
     assert.deepEqual(bmh.spec.names.shortNames, ['bmh']);
     assert.deepEqual(
       bmh.spec.versions[0]!.additionalPrinterColumns.map((c) => c['name']),
-      ['State', 'Online', 'Powered', 'BMC', 'MAC', 'Error', 'Age'],
+      ['State', 'Online', 'Powered', 'BMC', 'MAC', 'Error', 'Ready', 'Reason', 'Paused', 'Age'],
     );
+    // Every kind shows its health and why, and reads back "not observed yet" before a controller
+    // wrote anything (kstatus: InProgress, not Current).
+    for (const kind of KINDS) {
+      const version = crdFor(kind).spec.versions[0]!;
+      const names = version.additionalPrinterColumns.map((c) => c['name']);
+      assert.ok(names.includes('Ready') && names.includes('Reason'), `${kind.kind}: ${names.join(', ')}`);
+      const status = (version.schema.openAPIV3Schema.properties as Record<string, { default?: unknown }>)
+        .status;
+      assert.deepEqual(status?.default, { observedGeneration: 0 }, kind.kind);
+    }
   });
 
   it('the CRD carries each cross-field rule with the message zod reports', () => {

@@ -63,27 +63,37 @@ export class HostError extends Error {
   }
 }
 
+/** What a host waits for, shown as its Ready/Reconciling reason and message. */
+export interface HostWait {
+  reason: string;
+  message: string;
+}
+
 export type HandlerResult =
   /** Nothing to change now; look again after requeueAfter ms (or when something changes). */
-  | { kind: 'stay'; requeueAfter?: number }
+  | { kind: 'stay'; requeueAfter?: number; wait?: HostWait }
   /** Move to `state`; `reason` goes into the Event and the log. */
   | { kind: 'next'; state: ProvisioningState; reason: string }
-  /** The step failed: error fields, Event, backoff. */
-  | { kind: 'error'; type: HostErrorType; message: string }
+  /** The step failed: error fields, Event, backoff; `stall` when only a person can fix it. */
+  | { kind: 'error'; type: HostErrorType; message: string; stall?: string }
   /** The host is gone (its finalizer was released): write nothing. */
   | { kind: 'gone' };
 
-export const stay = (requeueAfter?: number): HandlerResult =>
-  requeueAfter === undefined ? { kind: 'stay' } : { kind: 'stay', requeueAfter };
+export const stay = (requeueAfter?: number, wait?: HostWait): HandlerResult => ({
+  kind: 'stay',
+  ...(requeueAfter === undefined ? {} : { requeueAfter }),
+  ...(wait ? { wait } : {}),
+});
 export const next = (state: ProvisioningState, reason: string): HandlerResult => ({
   kind: 'next',
   state,
   reason,
 });
-export const failed = (type: HostErrorType, message: string): HandlerResult => ({
+export const failed = (type: HostErrorType, message: string, stall?: string): HandlerResult => ({
   kind: 'error',
   type,
   message,
+  ...(stall ? { stall } : {}),
 });
 
 export type Handler = (ctx: HostContext) => Promise<HandlerResult>;

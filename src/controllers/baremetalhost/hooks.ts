@@ -14,11 +14,25 @@ export const INSTALL_CONDITIONS = {
   installed: 'Installed',
   /** True once the host booted from disk (boot sequence started after install). */
   bootedFromDisk: 'BootedFromDisk',
-  /** True once the OS reports running and ready. */
-  ready: 'Ready',
+  /**
+   * True once the OS reports running and ready (Talos: the machine's ready status). Not `Ready`:
+   * that one is the host's GitOps health, set by the host controller (health.ts).
+   */
+  ready: 'TalosReady',
   /** True when the installer reported a config load/validation error; message carries its text. */
   installFailed: 'InstallFailed',
 } as const;
+
+/**
+ * installArgs cannot give the args yet because the OS config is not ready (not rendered, or its
+ * render failed): the host waits, with this message as its reason, instead of failing the attempt.
+ */
+export class ConfigNotReadyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigNotReadyError';
+  }
+}
 
 export interface ProvisioningHooks {
   /**

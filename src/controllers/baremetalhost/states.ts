@@ -3,7 +3,7 @@
 // handler, refuses any transition the table does not list, and does the state-change bookkeeping
 // (operationHistory, Events, metrics, error backoff, status write) once, here. Handlers only return
 // what should happen next. docs/baremetalhost-states.md is generated from this file.
-import { BmcError } from '../../bmc/errors.ts';
+import { BmcAddressError, BmcAuthError, BmcCredentialsError, BmcError } from '../../bmc/errors.ts';
 import {
   type BareMetalHost,
   BMH_ANNOTATIONS,
@@ -36,6 +36,7 @@ import { provisioned } from './handlers/provisioned.ts';
 import { provisioning } from './handlers/provisioning.ts';
 import { registering, validateCredentials } from './handlers/registering.ts';
 import { rescue } from './handlers/rescue.ts';
+import { setHostHealth } from './health.ts';
 import { bootMac, findConflicts } from './identity.ts';
 import { HOST_KIND } from './kinds.ts';
 import { CONDITIONS, recordBmcNotices } from './power.ts';
@@ -248,7 +249,10 @@ export const CHECKS: readonly Check[] = [
         await validateCredentials(ctx);
       } catch (e) {
         if (e instanceof HostError || e instanceof BmcError)
-          return { result: failed('registration error', e.message), write: true };
+          return {
+            result: failed('registration error', e.message, e instanceof BmcError ? stallOf(e) : undefined),
+            write: true,
+          };
         throw e;
       }
       ctx.event('Normal', 'CredentialsAccepted', 'the BMC accepted the changed credentials Secret');
@@ -374,9 +378,17 @@ function operationalStatus(
   return 'OK';
 }
 
+/** BMC failures no retry fixes: the host is Stalled until a person changes the Secret or the spec. */
+function stallOf(e: BmcError): string | undefined {
+  if (e instanceof BmcAuthError) return 'CredentialsRefused';
+  if (e instanceof BmcCredentialsError) return 'CredentialsInvalid';
+  if (e instanceof BmcAddressError) return 'InvalidBMCAddress';
+  return undefined;
+}
+
 function toResult(state: ProvisioningState, e: unknown): HandlerResult {
   if (e instanceof HostError) return failed(e.type, e.message);
-  if (e instanceof BmcError) return failed(DEFAULT_ERROR_TYPE[state], e.message);
+  if (e instanceof BmcError) return failed(DEFAULT_ERROR_TYPE[state], e.message, stallOf(e));
   // A child the store refuses (e.g. a name too long for Matchbox) will not fix itself by retrying fast.
   if (e instanceof InvalidError) return failed(DEFAULT_ERROR_TYPE[state], e.message);
   throw e;
@@ -459,6 +471,7 @@ async function finish(
   }
   ctx.status.operationalStatus = operationalStatus(ctx, delayed);
   ctx.status.observedGeneration = ctx.generation;
+  setHostHealth(ctx, result);
   await ctx.persist();
   const final = ctx.state;
   if (final !== 'provisioning' && !holdsSlot({ ...ctx.host, status: ctx.status } as BareMetalHost))

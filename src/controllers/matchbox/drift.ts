@@ -22,6 +22,7 @@ import {
   syncedCondition,
   withCondition,
   withoutCondition,
+  withSyncHealth,
 } from './status.ts';
 import { adoptedEvent, endpointNames, updateStatus } from './sync.ts';
 
@@ -402,9 +403,14 @@ async function recordCatchUp(deps: DriftDeps, endpoint: Endpoint, r: Repair): Pr
       ? nextEndpointStatus(e, e.endpoint, generation, { type: 'written' }, now)
       : e,
   );
-  const next = withCondition(
-    { ...status, endpoints },
-    syncedCondition(endpoints, generation, endpointNames(deps.pool)),
+  const next = withSyncHealth(
+    withCondition(
+      { ...status, endpoints },
+      syncedCondition(endpoints, generation, endpointNames(deps.pool)),
+      now,
+    ),
+    generation,
+    r.obj.metadata.deletionTimestamp !== undefined,
     now,
   );
   try {

@@ -3,6 +3,7 @@
 // object's current generation. Pure functions of the old status and what just happened.
 import { canonicalJson } from '../../matchbox/objects.ts';
 import { type Condition, type ConditionInput, setCondition } from '../../runtime/conditions.ts';
+import { type Health, withHealth } from '../../runtime/health.ts';
 import { timestamp } from '../../runtime/resource.ts';
 
 export const SYNCED = 'Synced';
@@ -137,3 +138,55 @@ export function withoutCondition(status: SyncStatus, type: string): SyncStatus {
 /** Whether two statuses say the same (so an unchanged status is not written again). */
 export const sameStatus = (a: SyncStatus | undefined, b: SyncStatus | undefined): boolean =>
   canonicalJson(a ?? {}) === canonicalJson(b ?? {});
+
+/** Synced reasons no retry fixes: the object, a Secret or the Matchbox client config must change. */
+const STALLED_REASONS = new Set([
+  'InvalidSpec',
+  'Invalid',
+  'Config',
+  'UnknownCA',
+  'ClientCertRejected',
+  'ServerNameMismatch',
+]);
+
+/** The object's health from its Synced (and, for groups, ProfileResolved) condition. */
+export function syncHealth(status: SyncStatus, generation: number, deleting: boolean): Health {
+  const synced = status.conditions?.find((c) => c.type === SYNCED);
+  if (deleting) {
+    return {
+      state: 'reconciling',
+      reason: 'Deleting',
+      message: synced?.message ?? 'being removed from Matchbox',
+    };
+  }
+  if (!synced || synced.observedGeneration !== generation) {
+    return {
+      state: 'reconciling',
+      reason: 'Pending',
+      message: `generation ${generation} is not written to Matchbox yet`,
+    };
+  }
+  if (synced.status !== 'True') {
+    const state = STALLED_REASONS.has(synced.reason) ? 'stalled' : 'reconciling';
+    return { state, reason: synced.reason, message: synced.message };
+  }
+  // Another instance's group with the same selector: Matchbox may serve either until a person acts.
+  const shared = status.conditions?.find((c) => c.type === SELECTOR_UNIQUE);
+  if (shared?.status === 'False') return { state: 'stalled', reason: shared.reason, message: shared.message };
+  const profile = status.conditions?.find((c) => c.type === PROFILE_RESOLVED);
+  if (profile?.status === 'False')
+    return { state: 'reconciling', reason: profile.reason, message: profile.message };
+  return { state: 'ready', reason: 'Synced', message: synced.message };
+}
+
+/** `status` with Ready/Reconciling/Stalled recomputed (a status with no conditions yet gets none). */
+export function withSyncHealth(
+  status: SyncStatus,
+  generation: number,
+  deleting: boolean,
+  now: Date,
+): SyncStatus {
+  if (!status.conditions?.length) return status;
+  const conditions = withHealth(status.conditions, syncHealth(status, generation, deleting), generation, now);
+  return { ...status, conditions };
+}

@@ -22,6 +22,7 @@ import {
   sameStatus,
   syncedCondition,
   withCondition,
+  withSyncHealth,
 } from './status.ts';
 
 /** Held by every MatchboxProfile/MatchboxGroup until it is gone from every endpoint. */
@@ -185,7 +186,12 @@ export async function updateStatus(
   let current = obj;
   await retryOnConflict(
     async () => {
-      const next = change(current.status ?? {});
+      const next = withSyncHealth(
+        change(current.status ?? {}),
+        current.metadata.generation ?? 1,
+        current.metadata.deletionTimestamp !== undefined,
+        new Date(),
+      );
       if (sameStatus(current.status, next)) return;
       try {
         await deps.store.patchStatus(kind, refOf(current), statusPatch(next), {

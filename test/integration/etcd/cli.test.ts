@@ -184,6 +184,9 @@ spec: ${JSON.stringify({ kernel: '/assets/vmlinuz', initrd: ['/assets/initramfs.
         'BMC',
         'MAC',
         'ERROR',
+        'READY',
+        'REASON',
+        'PAUSED',
         'AGE',
       ]);
       assert.deepEqual(
@@ -203,7 +206,7 @@ spec: ${JSON.stringify({ kernel: '/assets/vmlinuz', initrd: ['/assets/initramfs.
       const all = await cli(get, ['bmh', '-A'], backend.flags());
       assert.match(all.out, /^NAMESPACE\s+NAME\s+STATE/);
       const wide = await cli(get, ['tmc', ...ns, '-o', 'wide'], backend.flags());
-      assert.match(wide.out, /^NAME\s+TALOS\s+ENDPOINT\s+INSTALLER\s+RENDERED\s+AGE$/m);
+      assert.match(wide.out, /^NAME\s+TALOS\s+ENDPOINT\s+INSTALLER\s+RENDERED\s+READY\s+REASON\s+AGE$/m);
       const narrow = await cli(get, ['tmc', ...ns], backend.flags());
       assert.doesNotMatch(narrow.out, /INSTALLER/);
     });

@@ -17,7 +17,7 @@ import {
   userProfile,
 } from '../children.ts';
 import { failed, type Handler, type HostContext, next, stay } from '../context.ts';
-import { INSTALL_CONDITIONS } from '../hooks.ts';
+import { ConfigNotReadyError, INSTALL_CONDITIONS } from '../hooks.ts';
 import { CONDITIONS, requestBoot } from '../power.ts';
 import { installRequested } from './available.ts';
 
@@ -102,19 +102,33 @@ export const provisioning: Handler = async (ctx) => {
 
   // The install answer for this attempt, and the disk answer ready for the switch afterwards.
   const base = await userProfile(ctx, spec.profileRef!.name, 'spec.profileRef', 'provisioning error');
-  const extra = [...hostArgs(ctx.host, attempt), ...(await ctx.env.hooks().installArgs(ctx.host, attempt))];
+  const waitMs = config.waitPollSeconds * 1000;
+  let hookArgs: string[];
+  try {
+    hookArgs = await ctx.env.hooks().installArgs(ctx.host, attempt);
+  } catch (error) {
+    if (!(error instanceof ConfigNotReadyError)) throw error;
+    return stay(waitMs, { reason: 'WaitingForConfig', message: error.message });
+  }
+  const extra = [...hostArgs(ctx.host, attempt), ...hookArgs];
   const install = await ensureProfile(ctx, names.install, installProfileSpec(ctx.host, base, extra));
   const disk = await ensureProfile(ctx, names.disk, diskProfileSpec(ctx.host));
   const group = await ensureGroup(ctx, names.install);
-  const waitMs = config.waitPollSeconds * 1000;
   const unsynced = [install, disk, group]
     .filter((o) => !isSynced(o))
     .map((o) => `${o.kind} ${o.metadata.name}`);
   if (unsynced.length > 0) {
     ctx.logger.debug({ unsynced }, 'waiting for Matchbox sync');
-    return stay(waitMs);
+    return stay(waitMs, {
+      reason: 'WaitingForMatchboxSync',
+      message: `install attempt ${attempt}: waiting for ${unsynced.join(', ')} to be on every Matchbox server`,
+    });
   }
 
   await requestBoot(ctx, 'Install', `install attempt ${attempt}`);
-  return stay(Math.min(waitMs, Math.max(50, (timeoutS - elapsedS) * 1000)));
+  const delivered = ctx.condition(INSTALL_CONDITIONS.configDelivered)?.status === 'True';
+  return stay(Math.min(waitMs, Math.max(50, (timeoutS - elapsedS) * 1000)), {
+    reason: 'WaitingForInstall',
+    message: `install attempt ${attempt} of ${config.maxProvisioningRetries}: ${delivered ? 'config delivered; ' : ''}waiting for the installer to report Installed`,
+  });
 };
