@@ -50,7 +50,7 @@ async function startController(name: string, leaseId: string): Promise<Replica> 
     args: [
       'scripts/node',
       'src/cli/main.ts',
-      ...deploymentArgs().filter((a) => !/^--(metrics-addr|leader-election-id)=/.test(a)),
+      ...deploymentArgs().filter((a) => !/^--(metrics-addr|leader-election-id|config)=/.test(a)),
       '--kubeconfig',
       kube.kubeconfigFile('controller'),
       '--leader-election-id',

@@ -3,6 +3,7 @@
 // `kubectl apply -k deploy/` unchanged. Both replicas become Ready, the leader keeps its Lease,
 // and deleting the leader's Pod hands the Lease to the other replica.
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -108,6 +109,27 @@ test('kubectl apply -k deploy/ brings both replicas to Ready, each answering /re
   t.diagnostic(
     `/readyz through the apiserver's Pod proxy in ${((performance.now() - proxied) / 1000).toFixed(1)} s`,
   );
+});
+
+test('server-side apply over that install conflicts with nothing and then leaves nothing to change', async () => {
+  const applied = await kubectl('apply', '--server-side', '-k', 'deploy/');
+  assert.equal(applied.stderr.trim(), '');
+  const diff = await kubectl('diff', '--server-side', '-k', 'deploy/');
+  assert.equal(diff.stdout.trim(), '', 'kubectl diff --server-side -k deploy/ shows no change');
+});
+
+test('the Talos config server and the event sink answer on the node address through the provisioning NodePorts', async () => {
+  // The config server refuses an unknown host with its 404 page; the event sink is gRPC on TCP.
+  const res = await fetch(`http://${cluster.nodeIP}:30081/v1/config/metalbox-system.nobody?t=x`);
+  assert.equal(res.status, 404);
+  assert.equal(await res.text(), '404 page not found\n');
+  await new Promise<void>((resolve, reject) => {
+    const socket = connect({ host: cluster.nodeIP, port: 30402 }, () => {
+      socket.end();
+      resolve();
+    });
+    socket.once('error', reject);
+  });
 });
 
 test('the leader renews its Lease for 60 s and no replica restarts', async () => {

@@ -13,6 +13,9 @@ const PLURALS: Record<string, string> = {
   Role: 'roles',
   RoleBinding: 'rolebindings',
   Deployment: 'deployments',
+  ConfigMap: 'configmaps',
+  PodDisruptionBudget: 'poddisruptionbudgets',
+  NetworkPolicy: 'networkpolicies',
 };
 
 /** REST path of the collection an object belongs to. */

@@ -60,7 +60,7 @@ test('run as its ServiceAccount with the Deployment arguments, the controller re
     args: [
       'scripts/node',
       'src/cli/main.ts',
-      ...deploymentArgs().filter((a) => !a.startsWith('--metrics-addr=')),
+      ...deploymentArgs().filter((a) => !/^--(metrics-addr|config)=/.test(a)),
       '--metrics-addr',
       `127.0.0.1:${port}`,
       '--kubeconfig',
