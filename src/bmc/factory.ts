@@ -55,15 +55,25 @@ class ProtectedDriver implements BmcDriver {
   private readonly bmc: { key: string; display: string; protocol: 'redfish' | 'ipmi' };
   private readonly protection: BmcProtection;
 
-  private readonly onClose: () => void;
+  private readonly onClose: () => Promise<void>;
 
-  constructor(inner: BmcDriver, address: BmcAddress, protection: BmcProtection, onClose: () => void) {
+  constructor(
+    inner: BmcDriver,
+    address: BmcAddress,
+    protection: BmcProtection,
+    onClose: () => Promise<void>,
+  ) {
     this.inner = inner;
     this.onClose = onClose;
     this.protocol = inner.protocol;
     this.address = inner.address;
     this.bmc = { key: address.key, display: address.display, protocol: address.protocol };
     this.protection = protection;
+  }
+
+  /** host:port of the BMC, the key of its limiter and circuit. */
+  get key(): string {
+    return this.bmc.key;
   }
 
   private run<T>(operation: string, fn: () => Promise<T>): Promise<T> {
@@ -100,10 +110,13 @@ class ProtectedDriver implements BmcDriver {
   validateCredentials() {
     return this.run('validateCredentials', () => this.inner.validateCredentials());
   }
-  close() {
+  async close() {
     // Logout is not limited: it must not wait behind a queue or be refused by an open circuit.
-    this.onClose();
-    return this.inner.close();
+    try {
+      await this.inner.close();
+    } finally {
+      await this.onClose();
+    }
   }
 }
 
@@ -117,7 +130,7 @@ export function createBmcFactory(options: BmcFactoryOptions = {}): BmcFactory {
           ...(options.logger ? { logger: options.logger } : {}),
         });
   const cipherCache: CipherCache = new Map();
-  const open = new Set<BmcDriver>();
+  const open = new Set<ProtectedDriver>();
   return {
     protection,
     async closeAll() {
@@ -150,7 +163,13 @@ export function createBmcFactory(options: BmcFactoryOptions = {}): BmcFactory {
           ...(options.logger ? { logger: options.logger } : {}),
         });
       }
-      const driver: BmcDriver = new ProtectedDriver(inner, address, protection, () => open.delete(driver));
+      const driver = new ProtectedDriver(inner, address, protection, async () => {
+        open.delete(driver);
+        // The last driver of a BMC gone: nothing kept for it any more.
+        if ([...open].some((d) => d.key === address.key)) return;
+        cipherCache.delete(address.key);
+        await protection.forget(address.key);
+      });
       open.add(driver);
       return driver;
     },

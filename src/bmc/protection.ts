@@ -39,9 +39,15 @@ const circuitGaugeValue: Record<CircuitState, number> = { closed: 0, halfOpen: 1
 /** FIFO counting semaphore. */
 class Semaphore {
   private available: number;
+  private readonly size: number;
   private readonly waiters: (() => void)[] = [];
   constructor(size: number) {
     this.available = size;
+    this.size = size;
+  }
+  /** Nobody holds or waits for it. */
+  get idle(): boolean {
+    return this.available === this.size && this.waiters.length === 0;
   }
   async acquire(): Promise<void> {
     if (this.available > 0) {
@@ -174,7 +180,28 @@ export class BmcProtection {
     }
   }
 
-  // Limiters and circuits are kept per BMC for the process lifetime: a fleet has a bounded number of BMCs.
+  /** BMCs with a limiter or circuit (for tests: it returns to what it was when BMCs go). */
+  get tracked(): number {
+    return new Set([...this.perBmc.keys(), ...this.circuits.keys()]).size;
+  }
+
+  /**
+   * Drops what is kept for a BMC no driver uses any more (its host was deleted or moved to
+   * another BMC): limiter, circuit and metric series, so churn of hosts and BMCs never adds up.
+   * A limiter still in use is kept; the BMC is tracked afresh when a driver uses it again.
+   */
+  async forget(key: string): Promise<void> {
+    if (this.perBmc.get(key)?.idle === false) return;
+    this.perBmc.delete(key);
+    this.circuits.delete(key);
+    if (!this.metrics) return;
+    this.metrics.circuit.remove({ bmc: key });
+    for (const { labels } of (await this.metrics.operations.get()).values) {
+      if (labels.bmc === key) this.metrics.operations.remove(labels);
+    }
+  }
+
+  // Limiters and circuits are kept per BMC while a driver uses it (see forget).
   private slot(key: string): Semaphore {
     let slot = this.perBmc.get(key);
     if (!slot) {

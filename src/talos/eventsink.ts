@@ -328,8 +328,27 @@ export class EventSink {
 
   #claim(address: string): Claim | undefined {
     const version = this.#options.version?.() ?? String(Math.random());
-    if (this.#index?.version !== version) this.#index = { version, map: buildIndex(this.#options.hosts()) };
+    if (this.#index?.version !== version) {
+      const hosts = this.#options.hosts();
+      this.#index = { version, map: buildIndex(hosts) };
+      this.#forgetGone(hosts);
+    }
     return this.#index.map.get(bareAddress(address));
+  }
+
+  /** Drops what is kept per host (seen event ids, last write) for hosts that no longer exist. */
+  #forgetGone(hosts: readonly Host[]): void {
+    const live = new Set(
+      hosts.map((h) => objectKey({ namespace: h.metadata.namespace ?? '', name: h.metadata.name })),
+    );
+    for (const map of [this.#seen, this.#lastWrite]) {
+      for (const key of map.keys()) if (!live.has(key) && !this.#chains.has(key)) map.delete(key);
+    }
+  }
+
+  /** Hosts something is kept for (for tests: it returns to zero when the hosts go). */
+  get tracked(): number {
+    return new Set([...this.#seen.keys(), ...this.#lastWrite.keys(), ...this.#chains.keys()]).size;
   }
 
   async #publish(envelope: EventEnvelope, from: string): Promise<void> {

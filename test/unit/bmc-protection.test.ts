@@ -149,3 +149,29 @@ test('a success resets the failure count', async () => {
   await assert.rejects(fail());
   assert.equal(p.circuitState(bmcA.key), 'closed');
 });
+
+test('a forgotten BMC leaves no limiter, circuit or metric series; one still in use is kept', async () => {
+  const registry = new Registry();
+  const p = new BmcProtection({ registry, failureThreshold: 1 });
+  const series = async () =>
+    (await registry.getMetricsAsJSON()).flatMap((m) => m.values).filter((v) => v.labels.bmc === bmcA.key)
+      .length;
+  await assert.rejects(
+    p.run(bmcA, 'powerState', async () => {
+      throw new BmcUnreachableError('a', 'refused');
+    }),
+  );
+  assert.equal(p.circuitState(bmcA.key), 'open');
+  assert.ok((await series()) > 0);
+  let release!: () => void;
+  const busy = p.run(bmcB, 'powerState', () => new Promise<void>((r) => (release = r)));
+  await p.forget(bmcA.key);
+  await p.forget(bmcB.key);
+  assert.equal(p.circuitState(bmcA.key), 'closed', 'tracked afresh');
+  assert.equal(await series(), 0);
+  assert.equal(p.tracked, 1, 'the busy BMC is kept');
+  release();
+  await busy;
+  await p.forget(bmcB.key);
+  assert.equal(p.tracked, 0);
+});

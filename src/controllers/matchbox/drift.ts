@@ -310,6 +310,8 @@ async function scan(deps: DriftDeps, endpoint: Endpoint): Promise<ScanSummary> {
     );
   }
 
+  endpoint.pruneWrites((kind, id) => known[kind].has(id));
+
   const repaired = summary.created + summary.updated + summary.deleted;
   if (repaired > 0 || summary.statusUpdated > 0)
     deps.logger.info({ ...summary }, 'drift scan repaired Matchbox objects');

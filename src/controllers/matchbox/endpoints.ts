@@ -148,6 +148,22 @@ export class Endpoint {
     this.#marks.set(`${kind}/${id}`, mark);
   }
 
+  /**
+   * Forgets the write notes of objects `keep` rejects (a drift scan: those no resource declared
+   * when it listed the store), so that objects coming and going never add up.
+   */
+  pruneWrites(keep: (kind: ObjectKindName, id: string) => boolean): void {
+    for (const key of this.#marks.keys()) {
+      const slash = key.indexOf('/');
+      if (!keep(key.slice(0, slash) as ObjectKindName, key.slice(slash + 1))) this.#marks.delete(key);
+    }
+  }
+
+  /** Objects with a write note (for tests). */
+  get notedWrites(): number {
+    return this.#marks.size;
+  }
+
   /** True when something at least as new as (uid, generation) was already written or deleted. */
   hasNewerWrite(kind: ObjectKindName, id: string, uid: string, generation: number): boolean {
     const mark = this.lastWrite(kind, id);

@@ -240,4 +240,9 @@ test('deleting a resource removes only its own instance’s object', async () =>
     timeoutMs: 30_000,
   });
   for (const c of clients) assert.equal(ownerOf(await c.groupGet(`${NAMESPACE}.talos-cp-01`)), 'prod');
+  // The next scans forget the gone resource's write notes: what stays is one per declared object.
+  await waitFor(async () => staging.sync.pool.endpoints.every((e) => e.notedWrites === 3), {
+    what: 'write notes of declared objects only',
+    timeoutMs: 30_000,
+  });
 });

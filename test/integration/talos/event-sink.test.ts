@@ -248,6 +248,31 @@ test('a flood of status-changing events from a host’s own address is written a
   assert.equal(cond(await h.host('cp-01'), INSTALL_CONDITIONS.ready)?.status, 'True', 'the last event holds');
 });
 
+test('what the sink keeps per host goes with the host', async (t) => {
+  const h = await startHarness();
+  t.after(() => h.close());
+  const machine = await fetched(h, 'worker-02', '127.0.0.72');
+  t.after(() => machine.close());
+  await machine.publishAll(installStartEvents('talos-worker-02', '127.0.0.72'));
+  assert.equal(h.talos.eventSink.tracked, 1);
+  const { HOST_KIND } = await import('../../../src/talos/kinds.ts');
+  const host = await h.host('worker-02');
+  await h.store.update(HOST_KIND, { ...host, metadata: { ...host.metadata, finalizers: [] } });
+  await h.store.delete(HOST_KIND, { namespace: NAMESPACE, name: 'worker-02' });
+  await waitUntil(() => h.talos.hosts.get({ namespace: NAMESPACE, name: 'worker-02' }) === undefined);
+  // The next event (from anywhere) finds the host gone.
+  await machine.publish({ type: 'PhaseEvent', body: { phase: 'install', action: 'STOP' } });
+  assert.equal(h.talos.eventSink.tracked, 0);
+});
+
+async function waitUntil(test: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!test()) {
+    assert.ok(Date.now() < deadline, 'condition never held');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 test('a config validation error puts InstallFailed with Talos’s message', async (t) => {
   const h = await startHarness();
   t.after(() => h.close());
