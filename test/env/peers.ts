@@ -28,6 +28,8 @@ export interface PeerBinaries {
   /** test/tools/kstatus-check: kstatus (cli-utils) and the Argo CD Lua health checks. */
   kstatusCheck: string;
   kstatusCheckVersion: string;
+  helm: string;
+  helmVersion: string;
   /** kubelet, kube-controller-manager, kube-scheduler and kube-proxy (the test cluster's node). */
   kubeNodeDir: string;
   /** The locally built pause image (docker-archive) and the name containerd knows it by. */

@@ -1,18 +1,22 @@
 // metalbox as a user runs it: the image `npm run image` builds, imported into a real single-node
 // cluster (test/env/cluster.ts: kubelet, containerd, runc, kube-proxy, CNI), installed with
 // `kubectl apply -k deploy/` unchanged. Both replicas become Ready, the leader keeps its Lease,
-// and deleting the leader's Pod hands the Lease to the other replica.
+// and deleting the leader's Pod hands the Lease to the other replica. Then the same with the Helm
+// chart, and `helm uninstall` takes everything but the CRDs with it.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { type ClusterPeer, startCluster } from '../../env/cluster.ts';
 import { type BuiltImage, buildImage } from '../../env/image.ts';
 import { runKubectl } from '../../env/kubectl.ts';
-import { scratchDir } from '../../env/peers.ts';
+import { peerBinary, scratchDir } from '../../env/peers.ts';
 import { waitFor } from '../../env/wait.ts';
 
+const run = promisify(execFile);
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
 const NS = 'metalbox-system';
 const DEPLOYMENT = 'metalbox-controller';
@@ -169,4 +173,67 @@ test('deleting the leader Pod hands the Lease to the other replica in under 20 s
   t.diagnostic(`${leader} → ${next} in ${seconds.toFixed(1)} s`);
   assert.ok(seconds < 20);
   await waitReady('the replacement replica Ready');
+});
+
+test('helm install of the chart gives the same Ready controller; helm uninstall leaves no controller object behind', async (t) => {
+  // Off with the kustomize install first (its CRDs, namespace and cluster-wide RBAC included).
+  await kubectl('delete', '-k', 'deploy/', '--wait=true', '--timeout=180s');
+  const helmHome = join(scratch.dir, 'helm');
+  const helm = (...args: string[]) =>
+    run(peerBinary('helm'), [...args, '--kubeconfig', cluster.kubeconfigFile], {
+      cwd: repo,
+      env: {
+        ...process.env,
+        HELM_CACHE_HOME: join(helmHome, 'cache'),
+        HELM_CONFIG_HOME: join(helmHome, 'config'),
+        HELM_DATA_HOME: join(helmHome, 'data'),
+      },
+      maxBuffer: 16 * 1024 * 1024,
+    }).catch((e: { message: string; stdout?: string; stderr?: string }) => {
+      throw new Error(`helm ${args.join(' ')}: ${e.message}\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+    });
+
+  const started = performance.now();
+  await helm('install', 'metalbox', 'deploy/helm/metalbox', '--wait', '--timeout', '180s');
+  await waitReady('the Helm-installed Deployment at 2/2 Ready');
+  t.diagnostic(`helm install → 2/2 Ready in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  for (const pod of await controllerPods()) {
+    const res = await cluster.request(
+      'GET',
+      `/api/v1/namespaces/${NS}/pods/${pod.metadata.name}:8080/proxy/readyz`,
+    );
+    assert.equal(res.status, 200);
+  }
+  await waitFor(async () => holderPod(await lease()), { what: 'a Lease holder', timeoutMs: 30_000 });
+
+  await helm('uninstall', 'metalbox', '--wait', '--timeout', '180s');
+  // The namespace goes with the release, and with it the Lease and the token Secret.
+  await waitFor(async () => (await cluster.request('GET', `/api/v1/namespaces/${NS}`)).status === 404, {
+    what: `namespace ${NS} deleted`,
+    timeoutMs: 120_000,
+    intervalMs: 1000,
+  });
+  const selector = encodeURIComponent('app.kubernetes.io/name=metalbox');
+  for (const path of [
+    '/apis/rbac.authorization.k8s.io/v1/clusterroles',
+    '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+    '/apis/apps/v1/deployments',
+    '/api/v1/services',
+    '/api/v1/configmaps',
+    '/api/v1/serviceaccounts',
+    '/api/v1/pods',
+  ]) {
+    const left = await get<{ items: { metadata: { name: string } }[] }>(`${path}?labelSelector=${selector}`);
+    assert.deepEqual(
+      left.items.map((i) => i.metadata.name),
+      [],
+      `${path} left behind`,
+    );
+  }
+  // Helm never deletes what crds/ installed (that would delete every host): they stay, as documented.
+  const crd = await cluster.request(
+    'GET',
+    '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/baremetalhosts.metalbox.io',
+  );
+  assert.equal(crd.status, 200);
 });
