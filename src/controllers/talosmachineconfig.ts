@@ -16,9 +16,17 @@ import type { ControllerSpec, ReconcileRequest } from '../runtime/controller.ts'
 import { isNotFound } from '../runtime/errors.ts';
 import type { EventRecorder } from '../runtime/events.ts';
 import { withHealth } from '../runtime/health.ts';
-import { apiVersionOf, type ObjectRef, objectKey, type Resource, timestamp } from '../runtime/resource.ts';
+import {
+  apiVersionOf,
+  type ObjectRef,
+  objectKey,
+  type Resource,
+  refOf,
+  timestamp,
+} from '../runtime/resource.ts';
 import type { ResourceStore } from '../runtime/store.ts';
 import { isTalosConfigError, TalosConfigError } from '../talos/errors.ts';
+import { changeHostStatus, type HostStatusChange } from '../talos/host-status.ts';
 import {
   CONFIG_KEY,
   HASH_ANNOTATION,
@@ -33,6 +41,7 @@ import {
 } from '../talos/kinds.ts';
 import type { TalosMetrics } from '../talos/metrics.ts';
 import { type RenderInput, renderHostConfig, type Source } from '../talos/render.ts';
+import { CONFIG_CONDITIONS } from './baremetalhost/hooks.ts';
 
 type Host = BareMetalHost & Resource;
 type Tmc = TalosMachineConfig & Resource;
@@ -168,16 +177,35 @@ export function talosMachineConfigController(options: TalosMachineConfigControll
     metrics.secretWrites.inc({ action: existing ? 'update' : 'create' });
   }
 
-  async function setHostHash(host: Host, hash: string | null): Promise<void> {
-    if ((host.status?.talos?.configHash ?? null) === hash) return;
-    if (hash === null && host.status?.talos === undefined) return;
-    await store.patchStatus(
-      HOST_KIND,
-      { namespace: host.metadata.namespace, name: host.metadata.name },
-      {
-        talos: { configHash: hash },
-      },
-    );
+  /**
+   * The host's config hash, and its ConfigRendered condition: False with the render error while
+   * its config does not render, so the host itself says why its install cannot go on.
+   */
+  async function setHostConfig(
+    host: Host,
+    tmc: string,
+    hash: string | null,
+    failure?: string,
+  ): Promise<void> {
+    const want =
+      failure === undefined
+        ? { status: 'True' as const, reason: 'Rendered', message: `rendered from TalosMachineConfig ${tmc}` }
+        : { status: 'False' as const, reason: 'RenderFailed', message: failure.slice(0, MAX_MESSAGE) };
+    await changeHostStatus(store, refOf(host), (current) => {
+      const change: HostStatusChange = {};
+      const stored = current.status?.talos?.configHash ?? null;
+      if (stored !== hash && !(hash === null && current.status?.talos === undefined))
+        change.talos = { configHash: hash };
+      const c = findCondition(current.status?.conditions, CONFIG_CONDITIONS.rendered);
+      if (
+        c?.status !== want.status ||
+        c.reason !== want.reason ||
+        c.message !== want.message ||
+        c.observedGeneration !== (current.metadata.generation ?? 0)
+      )
+        change.conditions = [{ type: CONFIG_CONDITIONS.rendered, ...want }];
+      return change.talos || change.conditions ? change : undefined;
+    });
   }
 
   async function reconcile(req: ReconcileRequest) {
@@ -267,7 +295,7 @@ export function talosMachineConfigController(options: TalosMachineConfigControll
           lastRenderTime = timestamp(now());
         }
         rendered.set(hostKey, { fingerprint, hash });
-        await setHostHash(host, hash);
+        await setHostConfig(host, tmc.metadata.name, hash);
         results.push({
           host: host.metadata.name,
           secretName,
@@ -280,7 +308,7 @@ export function talosMachineConfigController(options: TalosMachineConfigControll
         rendered.delete(hostKey);
         // A config that no longer renders must not be served: the config server serves only
         // the Secret whose hash the host's status names.
-        await setHostHash(host, null);
+        await setHostConfig(host, tmc.metadata.name, null, error.message);
         const list = failures.get(error.message) ?? [];
         list.push(host.metadata.name);
         failures.set(error.message, list);

@@ -6,6 +6,7 @@
 import { BMH_ANNOTATIONS, type ProvisioningState } from '../../crds/baremetalhost.ts';
 import { type Health, reasonOf, withHealth } from '../../runtime/health.ts';
 import type { HandlerResult, HostContext } from './context.ts';
+import { CONFIG_CONDITIONS } from './hooks.ts';
 import { CONDITIONS } from './power.ts';
 
 /** Stalled reasons that come from a failed step and last while its error does. */
@@ -68,6 +69,11 @@ export function hostHealth(ctx: HostContext, result: HandlerResult): Health {
       reason: reasonOf(s.errorType),
       message: `${s.errorMessage ?? s.errorType}${retry}`,
     };
+  }
+  // An install waits for a config that does not render: only a change to its inputs helps.
+  const rendered = ctx.condition(CONFIG_CONDITIONS.rendered);
+  if (state === 'provisioning' && rendered?.status === 'False') {
+    return { state: 'stalled', reason: rendered.reason, message: rendered.message };
   }
   if (result.kind === 'stay' && result.wait) return { state: 'reconciling', ...result.wait };
   if (state === 'provisioning' && s.operationalStatus === 'delayed') {

@@ -23,6 +23,12 @@ export const INSTALL_CONDITIONS = {
   installFailed: 'InstallFailed',
 } as const;
 
+/** Conditions the config side keeps on a host across attempts (not cleared when one starts). */
+export const CONFIG_CONDITIONS = {
+  /** False (reason RenderFailed, message the error) while the host's OS config cannot be rendered. */
+  rendered: 'ConfigRendered',
+} as const;
+
 /**
  * installArgs cannot give the args yet because the OS config is not ready (not rendered, or its
  * render failed): the host waits, with this message as its reason, instead of failing the attempt.

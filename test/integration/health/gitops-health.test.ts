@@ -244,6 +244,16 @@ test('a TalosMachineConfig that cannot render: Failed / Degraded; once fixed: Cu
     { what: 'TalosMachineConfig broken Failed', timeoutMs: 30_000 },
   );
   await expectHealth('TalosMachineConfig', 'broken', 'Failed', 'Degraded', /RenderFailed|no-such-secret/);
+  // A host whose install needs that config says so itself: Stalled, with the render error.
+  await world.addHost('web-4', world.systems[1]!, {
+    spec: { talosConfigRef: { name: 'broken' } },
+    machine: false,
+  });
+  await waitFor(async () => condition(await world.host('web-4'), 'Stalled')?.reason === 'RenderFailed', {
+    what: 'web-4 Stalled RenderFailed',
+    timeoutMs: 60_000,
+  });
+  await expectHealth('BareMetalHost', 'web-4', 'Failed', 'Degraded', /no-such-secret/);
   // The person creates the base-config Secret: it renders, and is healthy.
   await world.store.create(SECRET_KIND, {
     apiVersion: 'v1',
@@ -265,6 +275,13 @@ test('a TalosMachineConfig that cannot render: Failed / Degraded; once fixed: Cu
     { what: 'TalosMachineConfig broken Current', timeoutMs: 30_000, context: () => last },
   );
   await expectHealth('TalosMachineConfig', 'broken', 'Current', 'Healthy');
+  await world.waitForHost(
+    'web-4',
+    (h) => condition(h, 'ConfigRendered')?.status === 'True' && condition(h, 'Stalled') === undefined,
+    'web-4 no longer stalled once its config renders',
+    30_000,
+  );
+  await world.store.delete(HOST_KIND, { namespace: NAMESPACE, name: 'web-4' });
 });
 
 test('deprovisioned: Ready is recomputed for the new spec; no Talos readiness or install conditions are left', async () => {
