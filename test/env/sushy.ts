@@ -42,7 +42,12 @@ export async function startSushy(opts: {
   /** The fake driver's systems; ignored with `libvirt`. */
   systems: FakeSystem[];
   /** The libvirt driver instead: real VMs of that libvirtd, from a venv that sees libvirt's bindings. */
-  libvirt?: { uri: string; emulator: string };
+  libvirt?: {
+    uri: string;
+    emulator: string;
+    /** The UEFI firmware the VMs use: sushy rewrites a domain's loader when asked for a boot mode it does not recognise. */
+    uefi: { code: string; vars: string };
+  };
   tls?: boolean;
   name?: string;
 }): Promise<SushyPeer> {
@@ -85,7 +90,11 @@ export async function startSushy(opts: {
   }));
   const config = [
     ...(opts.libvirt
-      ? [`SUSHY_EMULATOR_LIBVIRT_URI = ${JSON.stringify(opts.libvirt.uri)}`]
+      ? [
+          `SUSHY_EMULATOR_LIBVIRT_URI = ${JSON.stringify(opts.libvirt.uri)}`,
+          `SUSHY_EMULATOR_BOOT_LOADER_MAP = {'UEFI': {'x86_64': ${JSON.stringify(opts.libvirt.uefi.code)}}, 'Legacy': {'x86_64': None}}`,
+          `SUSHY_EMULATOR_SECURE_BOOT_DISABLED_NVRAM = ${JSON.stringify(opts.libvirt.uefi.vars)}`,
+        ]
       : [
           'SUSHY_EMULATOR_FAKE_DRIVER = True',
           `SUSHY_EMULATOR_FAKE_SYSTEMS = ${JSON.stringify(pySystems).replaceAll('false', 'False').replaceAll('true', 'True')}`,

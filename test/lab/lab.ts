@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { labTools, peerBinary, scratchDir } from '../env/peers.ts';
 import { type SushyPeer, startSushy } from '../env/sushy.ts';
 import { type DhcpPeer, startDhcp } from './dhcp.ts';
-import { type Libvirt, startLibvirt } from './libvirt.ts';
+import { type Libvirt, OVMF_CODE, OVMF_VARS, startLibvirt } from './libvirt.ts';
 import { type MatchboxHA, startMatchboxHA } from './matchbox-ha.ts';
 import { createLabNetwork, type LabNetwork } from './network.ts';
 import { startVirtualBmc, type VirtualBmc } from './vbmc.ts';
@@ -63,7 +63,11 @@ export async function startBootLab(): Promise<BootLab> {
     const redfish = await startSushy({
       name: 'lab-sushy',
       systems: [],
-      libvirt: { uri: libvirt.uri, emulator: join(peers.bmcVenv, 'bin', 'sushy-emulator') },
+      libvirt: {
+        uri: libvirt.uri,
+        emulator: join(peers.bmcVenv, 'bin', 'sushy-emulator'),
+        uefi: { code: OVMF_CODE, vars: OVMF_VARS },
+      },
     });
     cleanups.push(() => redfish.destroy());
     const ipmi = await startVirtualBmc({ dir, venvBin: join(peers.bmcVenv, 'bin'), libvirtUri: libvirt.uri });

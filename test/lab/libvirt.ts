@@ -45,8 +45,8 @@ export interface Libvirt {
 const ESCAPES = new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[a-zA-Z]|\\r|[\\b]`, 'g');
 export const plainText = (text: string) => text.replace(ESCAPES, '');
 
-const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
-const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
+export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 
 export async function startLibvirt(opts: {
   net: LabNetwork;

@@ -5,6 +5,9 @@
 // namespaces made here. Deleting the namespaces removes every link, including the host's veth end.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export interface LabNetwork {
   /** The provisioning segment's namespace: bridge, "pfSense" DHCP, libvirtd and the VMs. */
@@ -58,8 +61,56 @@ function freePrefix(): string {
   throw new Error('boot lab: no free 10.77.N.0/24 on this machine');
 }
 
+/** Marks which process made a lab's namespaces, so a later run can sweep those of a killed one. */
+const ownerFile = (id: string) => join(tmpdir(), `metalbox-lab-${id}.owner`);
+
+/**
+ * Deletes the namespaces (and kills what runs in them) of earlier lab runs whose process died
+ * without cleaning up (SIGKILL): only names this harness makes, and only when their owner is gone.
+ */
+function sweepAbandonedLabs(): void {
+  const names = ip(['netns', 'list'])
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter((n) => /^mb(lab|mg[12])-[0-9a-f]{6}$/.test(n));
+  for (const name of names) {
+    const id = name.slice(-6);
+    let owner = Number.NaN;
+    try {
+      owner = Number(readFileSync(ownerFile(id), 'utf8'));
+    } catch {
+      // no owner file: made by a run that wrote none, treat as abandoned
+    }
+    if (Number.isInteger(owner) && isAlive(owner)) continue;
+    for (const pid of ip(['netns', 'pids', name]).split('\n').filter(Boolean)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    try {
+      ip(['netns', 'del', name]);
+    } catch {
+      // raced with its owner's own clean-up
+    }
+    rmSync(ownerFile(id), { force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function createLabNetwork(): LabNetwork {
+  sweepAbandonedLabs();
   const id = randomBytes(3).toString('hex');
+  writeFileSync(ownerFile(id), String(process.pid));
   const labNs = `mblab-${id}`;
   const mgmtNs: [string, string] = [`mbmg1-${id}`, `mbmg2-${id}`];
   const prefix = freePrefix();
@@ -79,6 +130,7 @@ export function createLabNetwork(): LabNetwork {
       }
       made.delete(ns);
     }
+    rmSync(ownerFile(id), { force: true });
   };
   try {
     for (const ns of [labNs, ...mgmtNs]) {
