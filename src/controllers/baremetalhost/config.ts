@@ -25,6 +25,11 @@ export const hostControllerConfig = z
       .default({ baseSeconds: 10, capSeconds: 600 }),
     /** How long a delayed host waits before asking for a provisioning slot again (jittered). */
     delayedRetrySeconds: z.number().min(0.05).max(600).default(10),
+    /**
+     * bootFromDiskMethod bmc: how long after the install the disk boot may take to be reported
+     * before the host is powered off once (for BMCs that apply a boot device only at a cold start).
+     */
+    coldStartSeconds: z.number().min(1).max(3600).default(180),
     /** Hosts reconciled in parallel. */
     workers: z.int().min(1).max(256).default(8),
     /** Per-BMC protection (see src/bmc/protection.ts). */

@@ -16,6 +16,8 @@ export const CONDITIONS = {
   conflict: 'Conflict',
   /** The OS is installed and the host boots it from disk. */
   provisioned: 'Provisioned',
+  /** bootFromDiskMethod bmc: the BMC's boot device is the disk (reason Disk or DiskAfterColdStart). */
+  bootDevice: 'BootDevice',
   /** spec.bootMACAddress checked against the BMC inventory. */
   bootMACAddress: 'BootMACAddressKnown',
   /**
@@ -149,7 +151,7 @@ export async function reconcilePower(ctx: HostContext): Promise<number> {
   return waitMs;
 }
 
-export type BootPurpose = 'Install' | 'Rescue' | 'Disk';
+export type BootPurpose = 'Install' | 'Rescue' | 'Disk' | 'Clean';
 
 /**
  * Boots the host once into `purpose` (network boot for Install/Rescue, disk for Disk) by a power

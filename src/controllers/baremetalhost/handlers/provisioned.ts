@@ -1,6 +1,7 @@
 // provisioned: installed; the group answers boot-from-disk so a network boot never reinstalls.
 // Keeps that answer in place, power as spec.online says, and takes reboot/inspect requests.
 import { BMH_ANNOTATIONS } from '../../../crds/baremetalhost.ts';
+import { coldStartForDiskBoot } from '../boot-device.ts';
 import { childNames, ensureDiskAnswer } from '../children.ts';
 import { type Handler, HostError, next, stay } from '../context.ts';
 import { reconcilePower } from '../power.ts';
@@ -26,5 +27,6 @@ export const provisioned: Handler = async (ctx) => {
     // Out-of-band inventory does not disturb the running OS, so no state change is needed.
     await inspect(ctx);
   }
+  if (await coldStartForDiskBoot(ctx)) return stay(ctx.env.config.waitPollSeconds * 1000);
   return stay(await reconcilePower(ctx));
 };

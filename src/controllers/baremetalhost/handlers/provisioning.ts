@@ -5,6 +5,7 @@
 // the group is switched to the disk answer before anything else. A timeout or InstallFailed ends
 // the attempt; after maxProvisioningRetries the host stays in error until its spec changes.
 import { timestamp } from '../../../runtime/resource.ts';
+import { pointBmcAtDisk } from '../boot-device.ts';
 import {
   childNames,
   diskProfileSpec,
@@ -126,6 +127,7 @@ export const provisioning: Handler = async (ctx) => {
   }
 
   await requestBoot(ctx, 'Install', `install attempt ${attempt}`);
+  await pointBmcAtDisk(ctx, attempt);
   const delivered = ctx.condition(INSTALL_CONDITIONS.configDelivered)?.status === 'True';
   return stay(Math.min(waitMs, Math.max(50, (timeoutS - elapsedS) * 1000)), {
     reason: 'WaitingForInstall',
