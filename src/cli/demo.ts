@@ -28,11 +28,15 @@ import { fetchConfig, talosEventReporter } from '../sim/talos-events.ts';
 import { SqliteStore } from '../stores/sqlite.ts';
 import { readManifests } from './manifest-files.ts';
 
-const USAGE = `Usage: metalbox demo [--timeout <seconds>] [--manifests <dir>] [--verbose]
+const USAGE = `Usage: metalbox demo [--timeout <seconds>] [--manifests <dir>] [--verbose] [--lab]
 
 Provisions the seed's five hosts (manifests/) end to end on this machine: the embedded SQLite store,
 a real Matchbox pair, the real controllers, and SIMULATED servers behind sushy-tools' emulated
 Redfish BMCs. Shows a live table, then tears everything down. Exit 0 when all five are provisioned.
+
+--lab: the real-machine variant (npm run lab): three seed hosts as VMs with real firmware (OVMF,
+SeaBIOS) in a boot lab of network namespaces, real DHCP/TFTP/iPXE, the Matchbox pair behind a
+keepalived VIP, and real BMC emulators (sushy-tools, virtualbmc). Needs root; minutes under TCG.
 `;
 
 // The real-peer launchers live with the test harness (test/env/); the demo needs the same peers.
@@ -166,7 +170,7 @@ function talosPhase(s: BareMetalHost['status']): string {
 }
 
 export async function run(args: string[]): Promise<number> {
-  let values: { timeout?: string; manifests?: string; verbose?: boolean; help?: boolean };
+  let values: { timeout?: string; manifests?: string; verbose?: boolean; lab?: boolean; help?: boolean };
   try {
     ({ values } = parseArgs({
       args,
@@ -174,6 +178,7 @@ export async function run(args: string[]): Promise<number> {
         timeout: { type: 'string' },
         manifests: { type: 'string' },
         verbose: { type: 'boolean' },
+        lab: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -191,6 +196,12 @@ export async function run(args: string[]): Promise<number> {
     return 2;
   }
   const manifestsDir = values.manifests ?? new URL('../../manifests', import.meta.url).pathname;
+  if (values.lab) {
+    const { runLabDemo } = (await import(new URL('../../test/lab/demo.ts', import.meta.url).href)) as {
+      runLabDemo(opts: { timeoutS: number }): Promise<number>;
+    };
+    return runLabDemo({ timeoutS: Number(values.timeout ?? 900) });
+  }
 
   say(bold('metalbox demo: the seed fleet, provisioned end to end on this machine'));
   say('SIMULATION: the BMCs are sushy-tools fake systems and the servers are simulated machines;');

@@ -232,6 +232,12 @@ export const bareMetalHostSpec = withRules(
       .default('bmc')
       .describe('bmc: read the hardware inventory from the BMC when registering; disabled: skip it.'),
     network: network.optional(),
+    automatedCleaningMode: z
+      .enum(['metadata', 'disabled'])
+      .optional()
+      .describe(
+        'metadata (default): when the install is withdrawn, boot the install profile once with the OS wipe (Talos: talos.experimental.wipe=system) and wait for the machine to report it before powering off, so the old OS and its secrets are gone; disabled: power off only.',
+      ),
     installDisk: devicePath()
       .optional()
       .describe('Install disk; overrides the one of the TalosMachineConfig.'),
@@ -340,6 +346,12 @@ export const bareMetalHostStatus = z.strictObject({
         .describe('sha256 of the one-time config token of this attempt.'),
       tokenExpiresAt: dateTime().optional(),
       tokenAttempt: count().optional().describe('The provisioning attempt the token was minted for.'),
+      tokenPurpose: z
+        .enum(['install', 'clean'])
+        .optional()
+        .describe(
+          'install: the token fetches the machine config; clean: only what the wipe boot reports with.',
+        ),
       configFetchedFrom: z
         .string()
         .max(64)

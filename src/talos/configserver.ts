@@ -33,6 +33,7 @@ import {
 } from './kinds.ts';
 import type { TalosMetrics } from './metrics.ts';
 import { tokenMatches } from './tokens.ts';
+import { stringifyDocument } from './yaml-stream.ts';
 
 export const CONFIG_PATH_PREFIX = '/v1/config/';
 const NOT_FOUND_BODY = '404 page not found\n';
@@ -62,6 +63,8 @@ export interface ConfigServerOptions {
   /** The host cache (an informer's): lookups must not touch the store, so refusals cost the same. */
   lookup: (ref: Required<ObjectRef>) => Host | undefined;
   listen: { host: string; port: number };
+  /** `host:port` of the event sink, named in what a cleaning boot fetches. */
+  eventSink?: string;
   /** PEM files; absent: plain HTTP. */
   tls?: { certFile: string; keyFile: string };
   now?: () => Date;
@@ -77,8 +80,11 @@ function judge(host: Host | undefined, token: string, now: Date): Verdict {
   const expires = Date.parse(talos?.tokenExpiresAt ?? '');
   const fresh = Number.isFinite(expires) && now.getTime() < expires;
   const fetched = talos?.configFetchedAt !== undefined;
+  // A cleaning token serves only while the host is being deprovisioned (its wipe boot).
+  const cleaning = talos?.tokenPurpose === 'clean';
+  const inPhase = cleaning ? host?.status?.provisioning?.state === 'deprovisioning' : provisioning;
   if (host && tokenOk && fetched) return { kind: 'refetch', host };
-  if (host && tokenOk && provisioning && fresh) return { kind: 'serve', host };
+  if (host && tokenOk && inPhase && fresh) return { kind: 'serve', host };
   return { kind: 'refuse' };
 }
 
@@ -106,6 +112,11 @@ export class ConfigServer {
       : createHttpServer(handler);
     this.#server.keepAliveTimeout = 5000;
     this.#server.requestTimeout = 30_000;
+  }
+
+  /** The event sink a cleaning boot is told to report to (known once the sink listens). */
+  advertiseEventSink(address: string): void {
+    this.#options = { ...this.#options, eventSink: address };
   }
 
   get scheme(): 'http' | 'https' {
@@ -192,7 +203,10 @@ export class ConfigServer {
         return;
       }
       const current = verdict.host;
-      const config = await this.#renderedConfig(current);
+      const config =
+        current.status?.talos?.tokenPurpose === 'clean'
+          ? cleaningConfig(this.#options.eventSink)
+          : await this.#renderedConfig(current);
       if (config === undefined) {
         // Not rendered (or not current): refuse without using the token; Talos retries.
         metrics.configRequests.inc({ result: 'not-rendered' });
@@ -319,6 +333,16 @@ export class ConfigServer {
       this.#now,
     );
   }
+}
+
+/**
+ * What a cleaning (wipe) boot fetches: only where to report, no machine config. Talos takes a
+ * config without a v1alpha1 document as incomplete, keeps it active and waits in maintenance mode
+ * after the wipe, reporting to this sink; nothing of the cluster's secrets is in it.
+ */
+export function cleaningConfig(eventSink: string | undefined): string | undefined {
+  if (!eventSink) return undefined;
+  return stringifyDocument({ apiVersion: 'v1alpha1', kind: 'EventSinkConfig', endpoint: eventSink });
 }
 
 function notFound(res: ServerResponse): void {

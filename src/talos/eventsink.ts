@@ -153,6 +153,16 @@ export function effectOf(
         },
         event: { type: 'Normal', reason: 'BootedFromDisk', message: `Talos: ${message}` },
       };
+    case 'wiped':
+      // Only a host being cleaned asks for a wipe; any other is reported, not recorded.
+      if (status?.provisioning?.state !== 'deprovisioning' || is(INSTALL_CONDITIONS.cleaned, 'True'))
+        return undefined;
+      return {
+        change: {
+          conditions: [{ type: INSTALL_CONDITIONS.cleaned, status: 'True', reason: 'DiskWiped', message }],
+        },
+        event: { type: 'Normal', reason: 'Cleaned', message: `Talos: ${message}` },
+      };
     case 'ready': {
       const current = findCondition(conditions, INSTALL_CONDITIONS.ready);
       const want = signal.ready ? 'True' : 'False';

@@ -85,6 +85,7 @@ export async function buildTalos(deps: ControllerDeps, config: TalosConfigSectio
     const configServerURL =
       config.configServer.advertiseURL ?? `${configServer.scheme}://${cs.host}:${bound.port}`;
     const eventSinkAddress = config.eventSink.advertiseAddress ?? `${sink.host}:${sinkPort}`;
+    configServer.advertiseEventSink(eventSinkAddress);
     const caFile = config.configServer.tls?.caFile;
     const hooks = talosProvisioningHooks({
       store: deps.store,

@@ -40,6 +40,9 @@ export class TalosConfigNotReadyError extends ConfigNotReadyError {
   }
 }
 
+/** The token of a cleaning boot is derived as attempt 0 (install attempts count from 1). */
+const CLEANING_ATTEMPT = 0;
+
 export function talosProvisioningHooks(deps: TalosHooksDeps): ProvisioningHooks {
   const now = deps.now ?? (() => new Date());
   const logger = deps.logger ?? silentLogger;
@@ -65,7 +68,12 @@ export function talosProvisioningHooks(deps: TalosHooksDeps): ProvisioningHooks 
           const talos = host.status?.talos;
           if (!talos?.configHash) throw new TalosConfigNotReadyError(ref.name, host.spec.talosConfigRef.name);
           const uid = host.metadata.uid ?? '';
-          if (talos.tokenAttempt === attempt && talos.tokenHash && talos.tokenExpiresAt) {
+          if (
+            talos.tokenAttempt === attempt &&
+            talos.tokenPurpose !== 'clean' &&
+            talos.tokenHash &&
+            talos.tokenExpiresAt
+          ) {
             const again = deriveToken(deps.tokenKey, uid, attempt, talos.tokenExpiresAt);
             // A different hash means the key changed (or status was edited): mint afresh.
             if (hashToken(again) === talos.tokenHash) {
@@ -81,6 +89,7 @@ export function talosProvisioningHooks(deps: TalosHooksDeps): ProvisioningHooks 
               tokenHash: hashToken(token),
               tokenExpiresAt: expiresAt,
               tokenAttempt: attempt,
+              tokenPurpose: 'install',
               configFetchedFrom: null,
               configFetchedAt: null,
               reportedAddresses: null,
@@ -99,6 +108,48 @@ export function talosProvisioningHooks(deps: TalosHooksDeps): ProvisioningHooks 
       return argsFor(written, token);
     },
 
+    async cleaningArgs(given: BareMetalHost): Promise<string[] | undefined> {
+      const ref = { namespace: given.metadata.namespace ?? '', name: given.metadata.name ?? '' };
+      let token = '';
+      const written = await changeHostStatus(
+        deps.store,
+        ref,
+        (host) => {
+          if (!host.spec.talosConfigRef) return undefined;
+          const talos = host.status?.talos;
+          const uid = host.metadata.uid ?? '';
+          if (talos?.tokenPurpose === 'clean' && talos.tokenHash && talos.tokenExpiresAt) {
+            const again = deriveToken(deps.tokenKey, uid, CLEANING_ATTEMPT, talos.tokenExpiresAt);
+            if (hashToken(again) === talos.tokenHash) {
+              token = again;
+              return undefined;
+            }
+          }
+          const expiresAt = timestamp(new Date(now().getTime() + deps.tokenTTLSeconds * 1000));
+          token = deriveToken(deps.tokenKey, uid, CLEANING_ATTEMPT, expiresAt);
+          return {
+            talos: {
+              tokenHash: hashToken(token),
+              tokenExpiresAt: expiresAt,
+              tokenAttempt: CLEANING_ATTEMPT,
+              tokenPurpose: 'clean',
+              configFetchedFrom: null,
+              configFetchedAt: null,
+              reportedAddresses: null,
+            },
+          };
+        },
+        now,
+      );
+      if (!written.spec.talosConfigRef) return undefined;
+      // Talos wipes its system disk at boot, then fetches the (incomplete) config and reports.
+      return ['talos.experimental.wipe=system', ...argsFor(written, token)];
+    },
+
+    async cleaningEnded(given: BareMetalHost): Promise<void> {
+      await this.provisioningEnded(given);
+    },
+
     async provisioningEnded(given: BareMetalHost): Promise<void> {
       const ref = { namespace: given.metadata.namespace ?? '', name: given.metadata.name ?? '' };
       await changeHostStatus(
@@ -106,7 +157,7 @@ export function talosProvisioningHooks(deps: TalosHooksDeps): ProvisioningHooks 
         ref,
         (host) =>
           host.status?.talos?.tokenHash || host.status?.talos?.tokenExpiresAt
-            ? { talos: { tokenHash: null, tokenExpiresAt: null } }
+            ? { talos: { tokenHash: null, tokenExpiresAt: null, tokenPurpose: null } }
             : undefined,
         now,
       ).catch((error: unknown) => {

@@ -73,6 +73,7 @@ export type InstallSignal =
       message: string;
     }
   | { kind: 'booted'; message: string }
+  | { kind: 'wiped'; message: string }
   | { kind: 'ready'; ready: boolean; message: string };
 
 /** Where the host is, as far as the signals go (kept in status: lastObservedBoot and conditions). */
@@ -104,6 +105,11 @@ export function interpret(event: TalosEvent, progress: InstallProgress): Install
         kind: 'installed',
         message: `install finished: ${Number(event.cmd) === RESTART_KEXEC ? 'kexec' : 'reboot'} into the installed system`,
       };
+    case 'TaskEvent':
+      // talos.experimental.wipe=system: the system disk was wiped at boot.
+      if (event.task === 'wipeSystemDisk' && event.action === 'STOP')
+        return { kind: 'wiped', message: 'the system disk was wiped' };
+      return undefined;
     case 'SequenceEvent':
       if (event.sequence === 'boot' && event.action === 'START')
         return { kind: 'booted', message: 'boot sequence started from disk' };

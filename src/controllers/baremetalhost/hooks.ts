@@ -21,6 +21,8 @@ export const INSTALL_CONDITIONS = {
   ready: 'TalosReady',
   /** True when the installer reported a config load/validation error; message carries its text. */
   installFailed: 'InstallFailed',
+  /** True once the machine reported the wipe of a cleaning boot (deprovisioning). */
+  cleaned: 'Cleaned',
 } as const;
 
 /** Conditions the config side keeps on a host across attempts (not cleared when one starts). */
@@ -50,6 +52,14 @@ export interface ProvisioningHooks {
   installArgs(host: BareMetalHost, attempt: number): Promise<string[]>;
   /** Called when the host leaves `provisioning` (done, failed, deprovisioned): revoke tokens. */
   provisioningEnded(host: BareMetalHost): Promise<void>;
+  /**
+   * Kernel args for the cleaning boot of a deprovisioned host: the OS wipes its install disk and
+   * reports it (condition Cleaned). Undefined when this OS delivery cannot clean the host; the same
+   * args for the same host until cleaningEnded.
+   */
+  cleaningArgs?(host: BareMetalHost): Promise<string[] | undefined>;
+  /** Called when the cleaning boot is over (reported or given up): revoke what it was given. */
+  cleaningEnded?(host: BareMetalHost): Promise<void>;
 }
 
 /** No OS config delivery: install args come from the profile alone. */

@@ -79,7 +79,8 @@ export const STATE_DESCRIPTIONS: Record<ProvisioningState, string> = {
     'Installed; the group answers boot-from-disk (install-loop prevention); power follows spec.online.',
   rescue:
     'The group answers rescueProfileRef; booted once from PXE. Leaving restores the disk answer and reboots.',
-  deprovisioning: 'Power off, remove the Matchbox children from every server, forget the install.',
+  deprovisioning:
+    'Wipe an installed host (one boot of its install image with the OS wipe, unless automatedCleaningMode is disabled), power off, remove the Matchbox children from every server, forget the install.',
   error:
     'An operation failed: errorType/errorMessage/errorCount; retried after exponential backoff with jitter.',
   deleting: 'Power off (unless detached), remove Matchbox children, release the finalizer.',

@@ -61,6 +61,7 @@ type machineConfig struct {
 	installDisk string
 	selector    bool
 	sink        string   // EventSinkConfig.endpoint
+	complete    bool     // has a machine (v1alpha1) document: Talos would boot with it
 	addresses   []string // static addresses in any document
 	macs        []string // MAC addresses the documents select links by
 }
@@ -86,6 +87,7 @@ func parseConfig(data []byte) (*machineConfig, error) {
 		kind, _ := doc["kind"].(string)
 		switch {
 		case doc["machine"] != nil:
+			cfg.complete = true
 			m := asMap(doc["machine"])
 			install := asMap(m["install"])
 			cfg.installDisk, _ = install["disk"].(string)

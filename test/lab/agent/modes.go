@@ -176,6 +176,25 @@ func wipe(args Cmdline) {
 	say("wipe done (%s)", strings.Join(disks, ", "))
 	pub.Publish(wipeStop()...)
 	pub.Publish(phase("config", phStart), address(defaultHostname(), addrs))
+	// Then config acquisition, as on any boot: a config without a machine document (metalbox's
+	// cleaning boot serves only an EventSinkConfig) is incomplete, so Talos keeps it and waits in
+	// maintenance mode, reporting to its sink.
+	if url := args[argConfig]; url != "" && url != "none" {
+		say("fetching config from %s", redactURL(url))
+		if data, _ := fetchConfig(url); data != nil {
+			say("config fetched (%d bytes, %s)", len(data), uptime())
+			if cfg, err := parseConfig(data); err == nil {
+				if cfg.sink != "" {
+					pub.SetEndpoint(cfg.sink)
+				}
+				if cfg.complete {
+					say("the config is complete, but the lab agent installs only without a wipe: idling")
+				} else {
+					say("config incomplete (no machine document)")
+				}
+			}
+		}
+	}
 	pub.Publish(maintenance()...)
 	say("maintenance mode (no config)")
 	settle(pub)
