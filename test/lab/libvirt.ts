@@ -37,7 +37,7 @@ export interface Libvirt {
   uri: string;
   process: ManagedProcess;
   defineVm(spec: VmSpec): LabVm;
-  virsh(args: string[]): string;
+  virsh(args: string[], timeoutMs?: number): string;
   stop(): Promise<void>;
 }
 
@@ -114,27 +114,27 @@ export async function startLibvirt(opts: {
   const c = net.inNs(net.labNs, 'bash', ['-c', script]);
   const proc = startProcess({ name: 'libvirtd', command: c.command, args: c.args, logDir: dir });
   const uri = `qemu:///system?socket=${join(paths.sock, 'libvirt-sock')}`;
-  const virsh = (args: string[]) =>
+  const virsh = (args: string[], timeout = 60_000) =>
     execFileSync('virsh', ['-c', uri, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: 60_000,
+      timeout,
     }).toString();
   const domains: string[] = [];
   const stop = async () => {
     for (const d of domains) {
       try {
-        virsh(['destroy', d]);
+        virsh(['destroy', d], 15_000);
       } catch {
         // not running
       }
     }
-    await proc.stop();
     // qemu runs in its own session under libvirtd: make sure none of this run's VMs is left.
     try {
       execFileSync('pkill', ['-KILL', '-f', `${dir}/vm-`]);
     } catch {
       // none left
     }
+    await proc.stop();
   };
   try {
     await waitFor(async () => virsh(['version']).includes('Running hypervisor'), {

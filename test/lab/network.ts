@@ -41,14 +41,24 @@ function deleteOnExit(ns: string): void {
   if (hookInstalled) return;
   hookInstalled = true;
   process.on('exit', () => {
-    for (const name of made) {
+    for (const name of made) deleteNamespace(name);
+  });
+}
+
+/** Kills whatever still runs in a namespace (qemu under a libvirtd that died), then deletes it. */
+function deleteNamespace(name: string): void {
+  try {
+    for (const pid of ip(['netns', 'pids', name]).split('\n').filter(Boolean)) {
       try {
-        ip(['netns', 'del', name]);
+        process.kill(Number(pid), 'SIGKILL');
       } catch {
-        // already gone
+        // gone already
       }
     }
-  });
+    ip(['netns', 'del', name]);
+  } catch {
+    // never made, or already gone
+  }
 }
 
 /** A 10.77.N.0/24 no interface of this machine uses yet (two lab runs at once get different ones). */
@@ -82,18 +92,7 @@ function sweepAbandonedLabs(): void {
       // no owner file: made by a run that wrote none, treat as abandoned
     }
     if (Number.isInteger(owner) && isAlive(owner)) continue;
-    for (const pid of ip(['netns', 'pids', name]).split('\n').filter(Boolean)) {
-      try {
-        process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        // gone already
-      }
-    }
-    try {
-      ip(['netns', 'del', name]);
-    } catch {
-      // raced with its owner's own clean-up
-    }
+    deleteNamespace(name);
     rmSync(ownerFile(id), { force: true });
   }
 }
@@ -123,11 +122,7 @@ export function createLabNetwork(): LabNetwork {
   const hostLink = `mbh-${id}`;
   const destroy = () => {
     for (const ns of [labNs, ...mgmtNs]) {
-      try {
-        ip(['netns', 'del', ns]);
-      } catch {
-        // never made, or already gone
-      }
+      deleteNamespace(ns);
       made.delete(ns);
     }
     rmSync(ownerFile(id), { force: true });
