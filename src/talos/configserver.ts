@@ -145,7 +145,12 @@ export class ConfigServer {
   async stop(): Promise<void> {
     if (!this.#server.listening) return;
     await new Promise<void>((resolve) => {
-      this.#server.close(() => resolve());
+      // A machine that keeps a request open must not hold the controller's shutdown.
+      const force = setTimeout(() => this.#server.closeAllConnections(), 2000);
+      this.#server.close(() => {
+        clearTimeout(force);
+        resolve();
+      });
       this.#server.closeIdleConnections();
     });
   }
