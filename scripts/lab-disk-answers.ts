@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { DISK_KERNEL } from '../src/controllers/baremetalhost/children.ts';
 import { labImages } from '../test/env/peers.ts';
 import { startBootLab } from '../test/lab/lab.ts';
 import { type Firmware, plainText } from '../test/lab/libvirt.ts';
@@ -58,7 +59,7 @@ try {
         const id = `da-${n}`;
         writeFileSync(
           join(node.dataPath, 'profiles', `${id}.json`),
-          JSON.stringify({ id, boot: { kernel: '/generic?mac=${mac:hexhyp}' }, generic_id: `${id}.ipxe` }),
+          JSON.stringify({ id, boot: { kernel: DISK_KERNEL }, generic_id: `${id}.ipxe` }),
         );
         writeFileSync(join(node.dataPath, 'generic', `${id}.ipxe`), method.script ?? '');
         if (method.script !== undefined) {
