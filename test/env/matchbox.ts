@@ -33,7 +33,8 @@ export interface MatchboxPeer {
   destroy(): Promise<void>;
 }
 
-export function createMatchboxPKI(dir: string): MatchboxPKI {
+/** `host`: the address the server cert names besides 127.0.0.1 (a test network's, see startMatchbox). */
+export function createMatchboxPKI(dir: string, host?: string): MatchboxPKI {
   const ca = createCA(dir, 'matchbox-ca');
   return {
     ca,
@@ -41,7 +42,7 @@ export function createMatchboxPKI(dir: string): MatchboxPKI {
       name: 'matchbox-server',
       commonName: 'matchbox-server',
       usage: 'server',
-      subjectAltNames: ['IP:127.0.0.1', 'DNS:localhost'],
+      subjectAltNames: ['IP:127.0.0.1', 'DNS:localhost', ...(host ? [`IP:${host}`] : [])],
     }),
     client: ca.issue({ name: 'matchbox-client', commonName: 'metalbox', usage: 'client' }),
   };
@@ -53,11 +54,14 @@ export async function startMatchbox(
     pki?: MatchboxPKI;
     /** A Matchbox data dir (profiles/, groups/, generic/) copied in before the first start. */
     seedDataFrom?: string;
+    /** Listen here instead of 127.0.0.1 (a test network's address, e.g. the cluster's host end). */
+    host?: string;
   } = {},
 ): Promise<MatchboxPeer> {
   const name = opts.name ?? 'matchbox';
   const scratch = scratchDir(name);
-  const pki = opts.pki ?? createMatchboxPKI(scratch.dir);
+  const host = opts.host ?? '127.0.0.1';
+  const pki = opts.pki ?? createMatchboxPKI(scratch.dir, opts.host);
   const httpPort = await freePort();
   const rpcPort = await freePort();
   const dataPath = join(scratch.dir, 'data');
@@ -69,7 +73,7 @@ export async function startMatchbox(
   };
   makeDirs();
   if (opts.seedDataFrom) cpSync(opts.seedDataFrom, dataPath, { recursive: true });
-  const httpURL = `http://127.0.0.1:${httpPort}`;
+  const httpURL = `http://${host}:${httpPort}`;
   let proc: ManagedProcess | undefined;
 
   const start = async (startOpts: { wipeData?: boolean } = {}) => {
@@ -81,8 +85,8 @@ export async function startMatchbox(
       name,
       command: peerBinary('matchbox'),
       args: [
-        `-address=127.0.0.1:${httpPort}`,
-        `-rpc-address=127.0.0.1:${rpcPort}`,
+        `-address=${host}:${httpPort}`,
+        `-rpc-address=${host}:${rpcPort}`,
         `-data-path=${dataPath}`,
         `-assets-path=${assetsPath}`,
         `-cert-file=${pki.server.certFile}`,
@@ -119,7 +123,7 @@ export async function startMatchbox(
   }
   return {
     name,
-    rpcEndpoint: `127.0.0.1:${rpcPort}`,
+    rpcEndpoint: `${host}:${rpcPort}`,
     httpURL,
     dataPath,
     assetsPath,

@@ -50,7 +50,10 @@ export async function startSushy(opts: {
   };
   tls?: boolean;
   name?: string;
+  /** Listen here instead of 127.0.0.1 (a test network's address, e.g. the cluster's host end). */
+  host?: string;
 }): Promise<SushyPeer> {
+  const host = opts.host ?? '127.0.0.1';
   const name = opts.name ?? 'sushy';
   const scratch = scratchDir(name);
   const dir = scratch.dir;
@@ -101,7 +104,7 @@ export async function startSushy(opts: {
         ]),
     `SUSHY_EMULATOR_AUTH_FILE = ${JSON.stringify(join(dir, 'htpasswd'))}`,
     `SUSHY_EMULATOR_STATE_DIR = ${JSON.stringify(join(dir, 'state'))}`,
-    "SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'",
+    `SUSHY_EMULATOR_LISTEN_IP = '${host}'`,
     `SUSHY_EMULATOR_LISTEN_PORT = ${port}`,
   ];
   let ca: CertificateAuthority | undefined;
@@ -118,7 +121,7 @@ export async function startSushy(opts: {
   }
   writeFileSync(join(dir, 'emulator.conf'), `${config.join('\n')}\n`);
 
-  const url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const url = `${opts.tls ? 'https' : 'http'}://${host}:${port}`;
   const agent = new Agent({ connect: ca ? { ca: ca.cert } : {} });
   const auth = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
   const get = async (path: string) => {
@@ -157,7 +160,7 @@ export async function startSushy(opts: {
   }
   return {
     url,
-    host: '127.0.0.1',
+    host,
     port,
     username,
     password,

@@ -2,19 +2,32 @@
 // cluster (test/env/cluster.ts: kubelet, containerd, runc, kube-proxy, CNI), installed with
 // `kubectl apply -k deploy/` unchanged. Both replicas become Ready, the leader keeps its Lease,
 // and deleting the leader's Pod hands the Lease to the other replica. Then the same with the Helm
-// chart, and `helm uninstall` takes everything but the CRDs with it.
+// chart, and `helm uninstall` takes everything but the CRDs with it. Last, a site's install (deploy/
+// plus an overlay with the config, the Matchbox client Secret) provisions a BareMetalHost applied
+// with kubectl: Matchbox and sushy-tools on the host end of the node's veth, a SIMULATED machine
+// booting through them and reaching the config server and event sink through the NodePorts.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { stringify } from 'yaml';
+import { redfishSystemView } from '../../../src/sim/bmc-view.ts';
+import { SimulatedMachine } from '../../../src/sim/machine.ts';
+import { talosEventReporter } from '../../../src/sim/talos-events.ts';
 import { type ClusterPeer, startCluster } from '../../env/cluster.ts';
 import { type BuiltImage, buildImage } from '../../env/image.ts';
 import { runKubectl } from '../../env/kubectl.ts';
+import { startMatchbox } from '../../env/matchbox.ts';
 import { peerBinary, scratchDir } from '../../env/peers.ts';
+import { startSushy } from '../../env/sushy.ts';
 import { waitFor } from '../../env/wait.ts';
+import { seedHosts, seedTalosConfig } from '../../fixtures/talos/seed.ts';
+import { baseSecret } from '../../fixtures/talos/store.ts';
+import { TEST_HOST_CONFIG, writeAssets } from '../baremetalhost/world.ts';
 
 const run = promisify(execFile);
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
@@ -26,6 +39,7 @@ const scratch = scratchDir('in-cluster');
 let cluster: ClusterPeer;
 let image: BuiltImage;
 let clusterSeconds = 0;
+const cleanups: (() => Promise<void> | void)[] = [];
 
 before(async () => {
   image = await buildImage(join(scratch.dir, 'image'));
@@ -35,8 +49,16 @@ before(async () => {
   await cluster.importImage(image.archive);
 });
 after(async () => {
-  await cluster?.stop();
-  scratch.remove();
+  try {
+    // A cleanup that waits on something no longer coming (a simulated boot cut short) must not end
+    // the process with an empty event loop before the rest ran: each gets at most 10 s.
+    for (const c of cleanups.reverse()) {
+      await Promise.race([c(), new Promise((resolve) => setTimeout(resolve, 10_000))]);
+    }
+    await cluster?.stop();
+  } finally {
+    scratch.remove();
+  }
 });
 
 interface Pod {
@@ -236,4 +258,174 @@ test('helm install of the chart gives the same Ready controller; helm uninstall 
     '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/baremetalhosts.metalbox.io',
   );
   assert.equal(crd.status, 200);
+});
+
+test('a BareMetalHost applied with kubectl reaches provisioned through the in-cluster controller', async (t) => {
+  // Matchbox and a Redfish BMC emulator on the host end of the node's veth: the Pods reach them
+  // through the bridge's masquerade, as a management cluster reaches its provisioning network.
+  const dir = join(scratch.dir, 'bmh');
+  mkdirSync(dir, { recursive: true });
+  const matchbox = await startMatchbox({ host: cluster.hostIP });
+  cleanups.push(() => matchbox.destroy());
+  writeAssets(matchbox.assetsPath);
+  const sushy = await startSushy({
+    host: cluster.hostIP,
+    systems: [{ name: 'cp-01', macs: ['52:54:00:aa:01:01'] }],
+  });
+  cleanups.push(() => sushy.destroy());
+  const system = sushy.systems[0]!;
+
+  // The install a user makes for a site: deploy/ plus an overlay that sets the config.
+  const config = {
+    matchbox: {
+      endpoints: [
+        {
+          name: 'site',
+          endpoint: matchbox.rpcEndpoint,
+          httpURL: matchbox.httpURL,
+          tls: {
+            caFile: '/etc/metalbox/matchbox/ca.crt',
+            certFile: '/etc/metalbox/matchbox/tls.crt',
+            keyFile: '/etc/metalbox/matchbox/tls.key',
+          },
+        },
+      ],
+      driftScanIntervalSeconds: 3600,
+      verifyBootAnswers: false,
+    },
+    baremetalhost: TEST_HOST_CONFIG,
+    talos: {
+      configServer: { listen: '0.0.0.0:8081', advertiseURL: `http://${cluster.nodeIP}:30081` },
+      eventSink: { listen: '0.0.0.0:4002', advertiseAddress: `${cluster.nodeIP}:30402` },
+      tokenTTLSeconds: 600,
+    },
+  };
+  const overlay = join(dir, 'site');
+  mkdirSync(overlay);
+  writeFileSync(
+    join(overlay, 'kustomization.yaml'),
+    stringify({
+      apiVersion: 'kustomize.config.k8s.io/v1beta1',
+      kind: 'Kustomization',
+      resources: [relative(overlay, join(repo, 'deploy'))],
+      patches: [
+        {
+          target: { kind: 'ConfigMap', name: 'metalbox-controller-config' },
+          patch: stringify([{ op: 'replace', path: '/data/controller.yaml', value: stringify(config) }]),
+        },
+      ],
+    }),
+  );
+  const started = performance.now();
+  await kubectl('apply', '-k', overlay);
+  await kubectl(
+    '-n',
+    NS,
+    'create',
+    'secret',
+    'generic',
+    'metalbox-matchbox-client',
+    `--from-file=ca.crt=${matchbox.pki.ca.certFile}`,
+    `--from-file=tls.crt=${matchbox.pki.client.certFile}`,
+    `--from-file=tls.key=${matchbox.pki.client.keyFile}`,
+  );
+  await kubectl('-n', NS, 'rollout', 'restart', `deploy/${DEPLOYMENT}`);
+  await waitFor(
+    async () => {
+      const pods = await controllerPods();
+      return pods.length === 2 && pods.every((p) => p.status.containerStatuses?.every((c) => c.ready));
+    },
+    { what: 'the restarted replicas Ready', timeoutMs: 180_000, intervalMs: 1000 },
+  );
+
+  // What a user applies: the Talos base config and its TalosMachineConfig, a boot profile, the BMC
+  // credentials and the host.
+  const seed = seedHosts().find((h) => h.metadata.name === 'cp-01');
+  assert.ok(seed?.spec.network);
+  const objects = [
+    baseSecret('v1.12'),
+    seedTalosConfig('v1.12'),
+    {
+      apiVersion: 'metalbox.io/v1alpha1',
+      kind: 'MatchboxProfile',
+      metadata: { name: 'talos-control-plane', namespace: NS },
+      spec: {
+        kernel: '/assets/vmlinuz',
+        initrd: ['/assets/initramfs.xz'],
+        args: ['initrd=initramfs.xz', 'console=ttyS0', 'talos.platform=metal'],
+      },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'cp-01-bmc', namespace: NS },
+      type: 'Opaque',
+      stringData: { username: sushy.username, password: sushy.password },
+    },
+    {
+      apiVersion: 'metalbox.io/v1alpha1',
+      kind: 'BareMetalHost',
+      metadata: { name: 'cp-01', namespace: NS },
+      spec: {
+        online: true,
+        bootMACAddress: system.macs[0],
+        bmc: {
+          address: `redfish+http://${sushy.host}:${sushy.port}/redfish/v1/Systems/${system.uuid}`,
+          credentialsName: 'cp-01-bmc',
+        },
+        bootMode: 'UEFI',
+        role: 'controlplane',
+        profileRef: { name: 'talos-control-plane' },
+        talosConfigRef: { name: 'mycluster' },
+        network: seed.spec.network,
+        bootTarget: 'install',
+        powerPolicy: 'enforce',
+        inspectionMode: 'bmc',
+      },
+    },
+  ];
+  const file = join(dir, 'host.yaml');
+  writeFileSync(file, objects.map((o) => stringify(o)).join('---\n'));
+  await kubectl('apply', '-f', file);
+
+  // The SIMULATED machine: boots through Matchbox when its BMC says so, fetches its config from the
+  // NodePort and reports the install over gRPC, both from the host end of the veth.
+  const machine = new SimulatedMachine({
+    name: 'cp-01',
+    mac: system.macs[0] ?? '',
+    uuid: system.uuid,
+    bmc: redfishSystemView({
+      baseUrl: sushy.url,
+      systemPath: `/redfish/v1/Systems/${system.uuid}`,
+      username: sushy.username,
+      password: sushy.password,
+    }),
+    matchboxUrls: [matchbox.httpURL],
+    reporter: talosEventReporter({
+      sink: `${cluster.nodeIP}:30402`,
+      localAddress: cluster.hostIP,
+      hostname: 'talos-cp-01',
+    }),
+    pollMs: 300,
+    installMs: 500,
+  });
+  cleanups.push(() => machine.stop());
+  machine.start();
+
+  type Host = { status?: { provisioning?: { state?: string }; talos?: { configFetchedFrom?: string } } };
+  const host = await waitFor(
+    async () => {
+      const h = await get<Host>(`/apis/metalbox.io/v1alpha1/namespaces/${NS}/baremetalhosts/cp-01`);
+      return h.status?.provisioning?.state === 'provisioned' ? h : undefined;
+    },
+    {
+      what: 'cp-01 provisioned',
+      timeoutMs: 240_000,
+      intervalMs: 1000,
+      context: () => `${JSON.stringify(machine.boots)}`,
+    },
+  );
+  t.diagnostic(`apply → provisioned in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  assert.equal(host.status?.talos?.configFetchedFrom, cluster.hostIP, 'the NodePort kept the host address');
+  assert.equal(machine.installs, 1);
 });
