@@ -7,7 +7,7 @@
 import { bootFromDiskMethod } from './children.ts';
 import type { HostContext } from './context.ts';
 import { INSTALL_CONDITIONS } from './hooks.ts';
-import { CONDITIONS, recordBootOverride } from './power.ts';
+import { CONDITIONS } from './power.ts';
 
 /** While provisioning, once the machine has its config: the disk becomes the BMC's boot device. */
 export async function pointBmcAtDisk(ctx: HostContext, attempt: number): Promise<void> {
@@ -20,7 +20,7 @@ export async function pointBmcAtDisk(ctx: HostContext, attempt: number): Promise
     .bmc()
     .setBootOverride({ device: 'disk', enabled: 'Continuous', ...(mode ? { mode } : {}) });
   ctx.env.metrics.powerActions.inc({ action: 'disk-boot-device' });
-  recordBootOverride(ctx, result);
+  // BootOverride keeps what the BMC did with the install's one-time override; this says the rest.
   const read = `${result.readBack.enabled} ${result.readBack.target ?? result.readBack.device ?? '(no target)'}`;
   const message = `attempt ${attempt}: the BMC boots the disk once the installer reboots (bootFromDiskMethod bmc; it reads back ${read})`;
   ctx.setCondition({ type: CONDITIONS.bootDevice, status: 'True', reason: 'Disk', message });

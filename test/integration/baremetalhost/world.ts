@@ -315,6 +315,10 @@ export class World {
       online: true,
       bootMACAddress: system.mac,
       bmc: { address: system.address, credentialsName: `${name}-bmc`, disableCertificateVerification: false },
+      // A SIMULATED machine falls through iPXE's exit to its disk whatever its firmware; the UEFI
+      // default (bmc: the disk as the BMC's boot device during the install) runs on real firmware
+      // in test/lab/.
+      bootFromDiskMethod: 'ipxe-exit',
       role: 'controlplane',
       profileRef: { name: 'talos-control-plane' },
       bootTarget: 'install',
