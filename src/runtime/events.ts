@@ -12,6 +12,8 @@ export type EventType = 'Normal' | 'Warning';
 
 export interface EventRecorder {
   event(obj: Resource, type: EventType, reason: string, message: string): void;
+  /** The object is gone: drop what is kept to aggregate its Events (after its pending writes). */
+  forget?(obj: Pick<Resource, 'kind' | 'metadata'>): void;
 }
 
 /** core/v1 Event. */
@@ -101,6 +103,16 @@ export class StoreEventRecorder implements EventRecorder {
       this.#pending.delete(write);
       if (this.#chains.get(object) === write) this.#chains.delete(object);
     });
+  }
+
+  forget(obj: Pick<Resource, 'kind' | 'metadata'>): void {
+    const prefix = `${[obj.kind, objectKey({ namespace: obj.metadata.namespace ?? '', name: obj.metadata.name ?? '' })].join('\u0000')}\u0000`;
+    const drop = () => {
+      for (const key of this.#series.keys()) if (key.startsWith(prefix)) this.#series.delete(key);
+    };
+    const pending = [...this.#chains].filter(([object]) => `${object}\u0000`.startsWith(prefix));
+    if (pending.length === 0) drop();
+    else void Promise.allSettled(pending.map(([, p]) => p)).then(drop);
   }
 
   /** Resolves when every event recorded so far is written (or has failed). */

@@ -141,3 +141,15 @@ test("one object's events are written in the order recorded, with microsecond ev
     ['2026-01-01T00:00:00.250000Z', '2026-01-01T00:00:00.251000Z'],
   );
 });
+
+test('forgetting an object drops its aggregation series: the same event starts a new Event', async () => {
+  const { store, host, recorder } = await setup();
+  recorder.event(host, 'Normal', 'PoweredOn', 'power on requested');
+  recorder.event(host, 'Normal', 'PoweredOn', 'power on requested');
+  recorder.forget(host);
+  await recorder.flush();
+  recorder.event(host, 'Normal', 'PoweredOn', 'power on requested');
+  await recorder.flush();
+  const { items } = await store.list<CoreEvent>(EventKind, { namespace: 'lab' });
+  assert.deepEqual(items.map((e) => e.count).sort(), [1, 2], 'the series before forget, then a new one');
+});

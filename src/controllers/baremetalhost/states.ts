@@ -412,6 +412,7 @@ export async function reconcileHost(
     if (!isNotFound(e)) throw e;
     const key = hostKey({ metadata: ref });
     await env.bmcs.forget(key);
+    env.events.forget?.({ kind: 'BareMetalHost', metadata: { namespace: ref.namespace, name: ref.name } });
     env.slots.release(key);
     env.retries.delete(key);
     env.power.forget(key);

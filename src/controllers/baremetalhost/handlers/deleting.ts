@@ -45,6 +45,7 @@ export const deleting: Handler = async (ctx) => {
     BMH_FINALIZER,
   );
   await env.bmcs.forget(ctx.key);
+  env.events.forget?.(ctx.host);
   env.power.forget(ctx.key);
   env.slots.release(ctx.key);
   env.retries.delete(ctx.key);
