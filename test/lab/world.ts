@@ -10,7 +10,7 @@ import { Registry } from 'prom-client';
 import { HOST_KIND, SECRET_KIND } from '../../src/controllers/baremetalhost/kinds.ts';
 import { addControllerFamilies, type BuiltFamilies } from '../../src/controllers/index.ts';
 import type { BareMetalHost, BareMetalHostSpec } from '../../src/crds/baremetalhost.ts';
-import { type CoreEvent, EventKind, StoreEventRecorder } from '../../src/runtime/events.ts';
+import { type CoreEvent, StoreEventRecorder } from '../../src/runtime/events.ts';
 import { Manager } from '../../src/runtime/manager.ts';
 import type { Resource } from '../../src/runtime/resource.ts';
 import { TALOS_CONFIG_KIND } from '../../src/talos/kinds.ts';
@@ -18,7 +18,7 @@ import { labImages } from '../env/peers.ts';
 import { waitFor } from '../env/wait.ts';
 import { seedHosts, seedTalosConfig } from '../fixtures/talos/seed.ts';
 import { baseSecret } from '../fixtures/talos/store.ts';
-import { PROFILE_KIND_REF } from '../integration/baremetalhost/world.ts';
+import { hostEvents, PROFILE_KIND_REF, patchHost } from '../integration/baremetalhost/world.ts';
 import {
   NAMESPACE,
   recordingLogger,
@@ -323,23 +323,12 @@ export class LabWorld {
     );
   }
 
-  async patchHost(name: string, mutate: (h: Host) => void): Promise<Host> {
-    for (;;) {
-      const h = await this.host(name);
-      mutate(h);
-      try {
-        return await this.store.update(HOST_KIND, h);
-      } catch (error) {
-        if ((error as Error).name !== 'ConflictError') throw error;
-      }
-    }
+  patchHost(name: string, mutate: (h: Host) => void): Promise<Host> {
+    return patchHost(this.store, name, mutate);
   }
 
-  async events(name: string): Promise<CoreEvent[]> {
-    const list = await this.store.list<CoreEvent>(EventKind, { namespace: NAMESPACE });
-    return list.items
-      .filter((e) => e.involvedObject.name === name && e.involvedObject.kind === 'BareMetalHost')
-      .sort((a, b) => (a.eventTime ?? a.firstTimestamp).localeCompare(b.eventTime ?? b.firstTimestamp));
+  events(name: string): Promise<CoreEvent[]> {
+    return hostEvents(this.store, name);
   }
 
   /** How many times a VM fetched its install kernel from either Matchbox (one per netboot install). */

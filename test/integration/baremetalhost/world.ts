@@ -409,31 +409,12 @@ export class World {
     );
   }
 
-  async patchHost(name: string, mutate: (h: Host) => void): Promise<Host> {
-    for (;;) {
-      const h = await this.host(name);
-      mutate(h);
-      try {
-        return await this.store.update(HOST_KIND, h);
-      } catch (error) {
-        if ((error as Error).name !== 'ConflictError') throw error;
-      }
-    }
+  patchHost(name: string, mutate: (h: Host) => void): Promise<Host> {
+    return patchHost(this.store, name, mutate);
   }
 
-  async events(name: string): Promise<CoreEvent[]> {
-    const list = await this.store.list<CoreEvent>(EventKind, { namespace: NAMESPACE });
-    return (
-      list.items
-        .filter((e) => e.involvedObject.name === name && e.involvedObject.kind === 'BareMetalHost')
-        // eventTime has microseconds; equal times fall back to the store's write order (both stores
-        // used here count resourceVersions up).
-        .sort(
-          (a, b) =>
-            (a.eventTime ?? a.firstTimestamp).localeCompare(b.eventTime ?? b.firstTimestamp) ||
-            Number(a.metadata.resourceVersion) - Number(b.metadata.resourceVersion),
-        )
-    );
+  events(name: string): Promise<CoreEvent[]> {
+    return hostEvents(this.store, name);
   }
 
   async group(name: string): Promise<MatchboxGroup & Resource> {
@@ -531,6 +512,39 @@ export function mockupHostSystem(
     uuid: String(sys.UUID ?? '').toLowerCase(),
     view: () => redfishSystemView({ baseUrl: m.url, systemPath, username: m.username, password: m.password }),
   };
+}
+
+/** Changes the stored host with `mutate`, again on a write conflict. */
+export async function patchHost(
+  store: ResourceStore,
+  name: string,
+  mutate: (h: Host) => void,
+): Promise<Host> {
+  for (;;) {
+    const h = await store.get<Host>(HOST_KIND, { namespace: NAMESPACE, name });
+    mutate(h);
+    try {
+      return await store.update(HOST_KIND, h);
+    } catch (error) {
+      if ((error as Error).name !== 'ConflictError') throw error;
+    }
+  }
+}
+
+/** The host's Events in the order they were recorded. */
+export async function hostEvents(store: ResourceStore, name: string): Promise<CoreEvent[]> {
+  const list = await store.list<CoreEvent>(EventKind, { namespace: NAMESPACE });
+  return (
+    list.items
+      .filter((e) => e.involvedObject.name === name && e.involvedObject.kind === 'BareMetalHost')
+      // eventTime has microseconds; equal times fall back to the store's write order (the stores
+      // used here count resourceVersions up).
+      .sort(
+        (a, b) =>
+          (a.eventTime ?? a.firstTimestamp).localeCompare(b.eventTime ?? b.firstTimestamp) ||
+          Number(a.metadata.resourceVersion) - Number(b.metadata.resourceVersion),
+      )
+  );
 }
 
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
