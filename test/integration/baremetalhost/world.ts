@@ -319,6 +319,9 @@ export class World {
       // default (bmc: the disk as the BMC's boot device during the install) runs on real firmware
       // in test/lab/.
       bootFromDiskMethod: 'ipxe-exit',
+      // Nor do they wipe their disk on a cleaning boot: deprovisioning with cleaning is tested on
+      // real machines in test/lab/.
+      automatedCleaningMode: 'disabled',
       role: 'controlplane',
       profileRef: { name: 'talos-control-plane' },
       bootTarget: 'install',
