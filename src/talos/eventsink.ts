@@ -154,8 +154,12 @@ export function effectOf(
         event: { type: 'Normal', reason: 'BootedFromDisk', message: `Talos: ${message}` },
       };
     case 'wiped':
-      // Only a host being cleaned asks for a wipe; any other is reported, not recorded.
-      if (status?.provisioning?.state !== 'deprovisioning' || is(INSTALL_CONDITIONS.cleaned, 'True'))
+      // Only a host being cleaned (its cleaning boot fetched what it reports with) asks for a wipe.
+      if (
+        status?.provisioning?.state !== 'deprovisioning' ||
+        status.talos?.tokenPurpose !== 'clean' ||
+        is(INSTALL_CONDITIONS.cleaned, 'True')
+      )
         return undefined;
       return {
         change: {

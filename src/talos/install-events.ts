@@ -126,6 +126,10 @@ export function interpret(event: TalosEvent, progress: InstallProgress): Install
       return undefined;
     case 'MachineStatusEvent': {
       if (event.stage === 'INSTALLING') return { kind: 'installing', message: 'machine stage installing' };
+      // Talos wipes at boot, before it acquires a config: in maintenance mode after a cleaning
+      // boot's fetch, the wipe is done (its own events may have come before the fetch, unmatched).
+      if (event.stage === 'MAINTENANCE')
+        return { kind: 'wiped', message: 'the machine waits in maintenance mode after its wipe' };
       if (event.stage !== 'RUNNING') return undefined;
       const unmet = event.status.unmet_conditions.map((c) => `${c.name}: ${c.reason}`).join('; ');
       return event.status.ready
