@@ -306,7 +306,15 @@ test('deprovisioned: Ready is recomputed for the new spec; no Talos readiness or
     assert.equal(condition(deprovisioning, 'Ready')?.status, 'False');
     assert.equal(condition(deprovisioning, 'Reconciling')?.status, 'True');
   }
-  const available = await world.waitForState('web-1', 'available');
+  await world.waitForState('web-1', 'available');
+  // spec.online is still true, so the available host is powered on again: Ready says PowerChanging
+  // until that settles, then Available.
+  const available = await world.waitForHost(
+    'web-1',
+    (h) => condition(h, 'Ready')?.reason === 'Available',
+    'Ready Available once power settled',
+    60_000,
+  );
   for (const stale of ['TalosReady', 'Installed', 'BootedFromDisk', 'ConfigDelivered', 'BootRequested'])
     assert.equal(condition(available, stale), undefined, `${stale} left from the install`);
   assert.equal(condition(available, 'Provisioned')?.status, 'False');
